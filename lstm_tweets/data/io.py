@@ -1,0 +1,53 @@
+"""Read a table from CSV, Parquet or JSON (optionally gzipped) with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lstm_tweets.data.errors import DataError
+
+
+def table_format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".gz", ".bz2", ".zip", ".xz"):
+        name = name.removesuffix(suffix)
+    for fmt in ("csv", "parquet", "json", "jsonl"):
+        if name.endswith("." + fmt):
+            return fmt
+    if name.endswith(".pq"):
+        return "parquet"
+    raise DataError(f"{path}: unknown table format; expected .csv, .parquet, .json or .jsonl (optionally .gz)")
+
+
+def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
+    """Read a whole table. Every failure becomes a DataError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    fmt = table_format(path)
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, encoding="utf-8", **csv_kwargs)
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=fmt == "jsonl", dtype=False, convert_dates=False)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 text (byte {err.start}); re-encode the file as UTF-8") from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file has no rows") from err
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise DataError(f"{path}: cannot read as {fmt}: {err}") from err
+    if frame.empty:
+        raise DataError(f"{path}: file has a header but no rows")
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], path: str | Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")

@@ -1,0 +1,151 @@
+"""Canonical tweets + price bars -> one up/down label per tweet for an interval of N minutes.
+
+For a tweet at t, the start price is the close of the last bar that *completed* at or before t: a bar
+that is still open at t holds prices from after the tweet, and using it would leak the future into
+the label. The end price is the close of the last bar completed at or before t+N. Both bars must lie
+in the same NYSE regular session (exchange_calendars XNYS: holidays and early closes included).
+Everything is vectorized with searchsorted; there is no Python loop per tweet.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.prices import PriceBars
+from lstm_tweets.data.report import DataReport
+
+TIES = ("drop", "down", "class")
+UP, DOWN, FLAT = 1, 0, 2
+MINUTE_NS = 60_000_000_000
+
+LABEL_COLUMNS = [
+    "id", "created_at", "start_time", "end_time", "start_price", "end_price", "return_bps", "label",
+]
+
+
+@lru_cache(maxsize=8)
+def nyse_sessions(first_day: str, last_day: str) -> tuple[np.ndarray, np.ndarray]:
+    """Open and close instants (UTC ns) of every XNYS regular session between two dates."""
+    import exchange_calendars as xcals
+
+    calendar = xcals.get_calendar("XNYS", start=first_day, end=last_day)
+    opens = calendar.opens.dt.tz_convert("UTC") if calendar.opens.dt.tz else calendar.opens.dt.tz_localize("UTC")
+    closes = calendar.closes.dt.tz_convert("UTC") if calendar.closes.dt.tz else calendar.closes.dt.tz_localize("UTC")
+    return opens.to_numpy("datetime64[ns]").view("int64"), closes.to_numpy("datetime64[ns]").view("int64")
+
+
+def sessions_covering(times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    first = pd.Timestamp(times_ns.min(), tz="UTC") - pd.Timedelta(days=7)
+    last = pd.Timestamp(times_ns.max(), tz="UTC") + pd.Timedelta(days=7)
+    return nyse_sessions(first.strftime("%Y-%m-%d"), last.strftime("%Y-%m-%d"))
+
+
+def label_tweets(
+    tweets: pd.DataFrame,
+    prices: PriceBars,
+    interval: int,
+    ties: str = "drop",
+    dead_band_bps: float = 0.0,
+    include_retweets: bool = False,
+    report: DataReport | None = None,
+) -> pd.DataFrame:
+    """Return the labeled tweets: the canonical columns plus the label window, prices and label.
+
+    Every tweet that gets no label is counted in `report` under exactly one reason.
+    """
+    if ties not in TIES:
+        raise DataError(f"data.ties={ties!r}; expected one of {TIES}")
+    if interval <= 0:
+        raise DataError(f"data.interval={interval}; expected a positive number of minutes")
+    if interval < prices.bar_minutes:
+        raise DataError(
+            f"data.interval={interval} min is shorter than the {prices.bar_minutes:g}-min bars of "
+            f"{prices.source}; use finer bars or a longer interval"
+        )
+    report = report if report is not None else DataReport()
+    if len(tweets) == 0:
+        raise DataError("no tweets to label")
+
+    t = tweets["created_at"].to_numpy("datetime64[ns]").view("int64")
+    horizon = t + interval * MINUTE_NS
+    starts = prices.starts_ns
+    bar_ns = int(round(prices.bar_minutes * MINUTE_NS))
+    completes = starts + bar_ns
+    closes = prices.closes
+    if t.max() < starts[0] or t.min() > completes[-1]:
+        raise DataError(
+            f"{prices.source}: prices cover {prices.frame['timestamp'].iloc[0]} .. "
+            f"{prices.frame['timestamp'].iloc[-1]} but tweets run {tweets['created_at'].iloc[0]} .. "
+            f"{tweets['created_at'].iloc[-1]}: no overlap"
+        )
+
+    opens_ns, closes_ns = sessions_covering(t)
+    session = np.searchsorted(opens_ns, t, side="right") - 1
+    session_ok = session >= 0
+    session = np.where(session_ok, session, 0)
+    open_t, close_t = opens_ns[session], closes_ns[session]
+    in_session = session_ok & (t >= open_t) & (t < close_t)
+
+    start_bar = np.searchsorted(completes, t, side="right") - 1
+    end_bar = np.searchsorted(completes, horizon, side="right") - 1
+    start_ok = start_bar >= 0
+    start_bar, end_bar = np.maximum(start_bar, 0), np.maximum(end_bar, 0)
+    # Bars must belong to the tweet's session and be fresh: a bar that completed a whole bar or
+    # more before the instant it stands for means a gap in the price data (halts, missing hours).
+    start_fresh = start_ok & (starts[start_bar] >= open_t) & (t - completes[start_bar] < bar_ns)
+    end_fresh = (starts[end_bar] >= open_t) & (horizon - completes[end_bar] < bar_ns)
+
+    start_price, end_price = closes[start_bar], closes[end_bar]
+    return_bps = (end_price / start_price - 1.0) * 1e4
+    is_tie = np.abs(return_bps) <= dead_band_bps
+
+    reasons = [
+        ("retweets_excluded", tweets["is_retweet"].to_numpy(bool) & (not include_retweets)),
+        ("outside_session", ~in_session),
+        ("window_crosses_close", horizon > close_t),
+        ("no_completed_bar", t < open_t + bar_ns),
+        ("no_price_coverage", ~(start_fresh & end_fresh)),
+        ("ties_dropped", is_tie & (ties == "drop")),
+    ]
+    keep = np.ones(len(t), dtype=bool)
+    for name, dropped in reasons:
+        dropped = dropped & keep
+        report.add(name, int(dropped.sum()))
+        keep &= ~dropped
+
+    label = np.where(return_bps > 0, UP, DOWN)
+    if ties == "class":
+        label = np.where(is_tie, FLAT, label)
+    else:  # "down" keeps ties as down; "drop" removed them above
+        label = np.where(is_tie, DOWN, label)
+
+    labeled = tweets.loc[keep].copy()
+    labeled["start_time"] = pd.to_datetime(completes[start_bar][keep], utc=True)
+    labeled["end_time"] = pd.to_datetime(completes[end_bar][keep], utc=True)
+    labeled["start_price"] = start_price[keep]
+    labeled["end_price"] = end_price[keep]
+    labeled["return_bps"] = return_bps[keep]
+    labeled["prior_return_bps"] = prior_return_bps(t, open_t, starts, completes, closes, start_bar, interval, bar_ns)[keep]
+    labeled["label"] = label[keep].astype("int64")
+    labeled["interval"] = interval
+    labeled = labeled.reset_index(drop=True)
+
+    report.add("labeled", len(labeled))
+    for name, value in (("label_down", DOWN), ("label_up", UP)) + ((("label_flat", FLAT),) if ties == "class" else ()):
+        report.add(name, int((labeled["label"] == value).sum()))
+    return labeled
+
+
+def prior_return_bps(t, open_t, starts, completes, closes, start_bar, interval, bar_ns) -> np.ndarray:
+    """Market return over the N minutes before the tweet (same completed-bar rule), NaN where that
+    window leaves the session. This feeds the momentum baseline."""
+    before = t - interval * MINUTE_NS
+    prior_bar = np.maximum(np.searchsorted(completes, before, side="right") - 1, 0)
+    ok = (before >= open_t) & (starts[prior_bar] >= open_t) & (before - completes[prior_bar] < bar_ns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (closes[start_bar] / closes[prior_bar] - 1.0) * 1e4
+    return np.where(ok, value, np.nan)
