@@ -28,13 +28,15 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n == 0:
         return (math.nan, math.nan)
-    z = stats.norm.ppf(0.5 + confidence / 2)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    # Clip rounding noise: at k == 0 or k == n the bound is exactly 0 or 1 in exact arithmetic.
-    return (max(0.0, center - half), min(1.0, center + half))
+    # At k == 0 or k == n the bound is exactly 0 or 1; the formula leaves rounding noise there.
+    low = 0.0 if k == 0 else max(0.0, center - half)
+    high = 1.0 if k == n else min(1.0, center + half)
+    return (low, high)
 
 
 def binomial_p_value(k: int, n: int, p0: float) -> float:

@@ -60,6 +60,8 @@ def load_prices(
     _validate(frame, path)
 
     if bar_minutes is None:
+        if len(frame) < 2:
+            raise DataError(f"{path}: cannot infer the bar duration from a single bar; pass bar_minutes")
         bar_minutes = infer_bar_minutes(frame["timestamp"])
     return PriceBars(frame=frame, bar_minutes=float(bar_minutes), source=str(path))
 

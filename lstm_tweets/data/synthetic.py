@@ -17,7 +17,7 @@ import pandas as pd
 
 from lstm_tweets.data.labels import MINUTE_NS, nyse_sessions
 
-VERSION = "v1"
+VERSION = "v2"
 POSITIVE = ["tremendous", "booming", "record", "deal", "jobs", "winning", "growth", "surge"]
 NEGATIVE = ["tariffs", "disaster", "shutdown", "sanctions", "witch", "hunt", "collapse", "failing"]
 FILLER = """the a to and of is in for on that it with be this will we are our at you they have was
@@ -31,7 +31,10 @@ tonight tomorrow morning week interview rally crowd amazing incredible beautiful
 nothing everything something rigged hoax fake-news total-disgrace honor god bless""".split()
 USERS = ["foxandfriends", "seanhannity", "whitehouse", "potus", "nytimes", "cnn", "gop", "senatemajldr"]
 HASHTAGS = ["#maga", "#kag", "#usa", "#tbt", "#americafirst"]
-# Word frequencies fall off as in natural text (Zipf over the filler list).
+# A long tail of rarer made-up words (names, places, slang) so the vocabulary is tweet-sized and
+# `data.vocab_size` matters. Word frequencies fall off as in natural text (Zipf).
+_SYLLABLES = ["ka", "lo", "mer", "tin", "sa", "vo", "ri", "del", "pan", "gu", "ton", "bre", "zi", "hal", "nor", "que"]
+FILLER += [a + b + c for c in ["", *_SYLLABLES] for a in _SYLLABLES for b in _SYLLABLES][:2400]
 ZIPF = 1.0 / np.arange(1, len(FILLER) + 1)
 ZIPF /= ZIPF.sum()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lstm_tweets.data.errors import DataError
-from lstm_tweets.data.io import read_table, require_columns
+from lstm_tweets.data.io import read_table
 from lstm_tweets.data.report import DataReport
 
 CANONICAL_COLUMNS = ["id", "created_at", "text", "retweet_count", "favorite_count", "is_retweet"]
@@ -45,7 +45,10 @@ def load_tweets(path: str | Path, report: DataReport | None = None) -> pd.DataFr
         found = next((a for a in aliases if a in raw.columns), None)
         if found is not None:
             frame[canonical] = raw[found]
-    require_columns(frame.rename(columns={}), ["id", "created_at", "text"], path)
+    missing = [c for c in ("id", "created_at", "text") if c not in frame.columns]
+    if missing:  # name the raw columns: the canonical frame only holds the ones that were found
+        expected = {c: COLUMN_ALIASES[c] for c in missing}
+        raise DataError(f"{path}: missing column(s) {missing} (any of {expected}); found {list(raw.columns)}")
 
     frame["id"] = frame["id"].astype(str).str.strip()
     frame["created_at"] = parse_timestamps(frame["created_at"], path)

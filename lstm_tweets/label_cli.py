@@ -1,0 +1,88 @@
+"""`lstm-tweets-label`: label tweets with the market move over the next N minutes.
+
+    lstm-tweets-label --tweets tweets.csv.gz --prices spy_5min.csv.gz --interval 5 --output labels.csv
+
+Writes one CSV row per labeled tweet and prints the data report (how many tweets were dropped and
+why). Bad input ends with `error: ...` on stderr, exit code 2, and no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, label_tweets
+from lstm_tweets.data.prices import load_prices
+from lstm_tweets.data.report import DataReport
+from lstm_tweets.data.tweets import load_tweets
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstm-tweets-label",
+        description="Label each tweet up/down by the market move over the next N minutes (NYSE-aware).",
+    )
+    parser.add_argument("--tweets", required=True, type=Path, help="tweets file (archive JSON/CSV export or canonical CSV/Parquet)")
+    parser.add_argument("--prices", required=True, type=Path, help="price bars (CSV/Parquet, timestamp = bar start)")
+    parser.add_argument("--interval", required=True, type=int, help="label window N in minutes")
+    parser.add_argument("--output", required=True, type=Path, help="labels CSV to write")
+    parser.add_argument("--prices-timezone", default="America/New_York", help="time zone of naive price stamps (default: %(default)s)")
+    parser.add_argument("--timestamp-column", default=None, help="price timestamp column (default: found by name)")
+    parser.add_argument("--bar-minutes", type=float, default=None, help="bar duration (default: inferred from the stamps)")
+    parser.add_argument("--ties", choices=TIES, default="drop", help="what an unchanged price becomes (default: %(default)s)")
+    parser.add_argument("--dead-band-bps", type=float, default=0.0, help="moves within +-X bps count as ties (default: 0)")
+    parser.add_argument("--include-retweets", action="store_true", help="label retweets too (default: excluded and counted)")
+    parser.add_argument("--report", type=Path, default=None, help="also save the data report as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = DataReport()
+        tweets = load_tweets(args.tweets, report)
+        prices = load_prices(
+            args.prices,
+            timestamp_column=args.timestamp_column,
+            timezone=args.prices_timezone,
+            bar_minutes=args.bar_minutes,
+        )
+        labeled = label_tweets(
+            tweets,
+            prices,
+            interval=args.interval,
+            ties=args.ties,
+            dead_band_bps=args.dead_band_bps,
+            include_retweets=args.include_retweets,
+            report=report,
+        )
+        write_csv_atomic(labeled[LABEL_COLUMNS], args.output)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report.print(title=f"Data report: {args.tweets.name} x {args.prices.name}, N = {args.interval} min")
+    if args.report is not None:
+        report.save(args.report)
+    print(f"wrote {len(labeled):,} labeled tweets to {args.output}")
+    return 0
+
+
+def write_csv_atomic(frame, path: Path) -> None:
+    """A reader (or a crash) never sees half a file: write a temp file beside it, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            frame.to_csv(handle, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

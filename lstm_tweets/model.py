@@ -1,0 +1,142 @@
+"""The network: Embedding -> LSTM (packed, state after the last real token) -> dropout ->
+[count features] -> Linear, wrapped in a LightningModule with torchmetrics for each stage."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from torchmetrics import MetricCollection
+from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCoef
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int = 2, hidden_dim: int = 128,
+                 num_layers: int = 1, dropout: float = 0.5, bidirectional: bool = False,
+                 n_count_features: int = 0, embedding_matrix: np.ndarray | None = None,
+                 trainable_embedding: bool = True):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        if embedding_matrix is not None:
+            if embedding_matrix.shape != (vocab_size, embedding_dim):
+                raise ValueError(f"embedding matrix has shape {embedding_matrix.shape}, expected {(vocab_size, embedding_dim)}")
+            self.embedding.weight.data.copy_(torch.as_tensor(embedding_matrix))
+        self.embedding.weight.requires_grad_(trainable_embedding)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers, batch_first=True, bidirectional=bidirectional,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.n_count_features = n_count_features
+        self.head = nn.Linear(hidden_dim * (2 if bidirectional else 1) + n_count_features, num_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        # pack_padded_sequence wants lengths on the CPU, whatever device the batch is on.
+        packed = pack_padded_sequence(self.embedding(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        # hidden holds each direction's state after its last real token; the top layer's come last.
+        state = torch.cat([hidden[-2], hidden[-1]], dim=1) if self.lstm.bidirectional else hidden[-1]
+        features = self.dropout(state)
+        if self.n_count_features:
+            features = torch.cat([features, counts], dim=1)
+        return self.head(features)
+
+
+def stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    task = {"task": "binary"} if num_classes == 2 else {"task": "multiclass", "num_classes": num_classes}
+    f1_average = {} if num_classes == 2 else {"average": "macro"}
+    return MetricCollection({"acc": Accuracy(**task), "f1": F1Score(**task, **f1_average), "auroc": AUROC(**task),
+                             "mcc": MatthewsCorrCoef(**task)}, prefix=prefix)
+
+
+class TweetLSTMModule(pl.LightningModule):
+    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int = 2, hidden_dim: int = 128,
+                 num_layers: int = 1, dropout: float = 0.5, bidirectional: bool = False, concat_counts: bool = False,
+                 n_count_features: int = 2, trainable_embedding: bool = True, lr: float = 3e-4,
+                 class_counts: list[int] | None = None, balance_classes: bool = False,
+                 optimizer: Callable | None = None, scheduler: Callable | None = None,
+                 embedding_matrix: np.ndarray | None = None, name: str = "lstm"):
+        super().__init__()
+        self.save_hyperparameters(ignore=["embedding_matrix", "optimizer", "scheduler"], logger=False)
+        self.net = LSTMClassifier(vocab_size, embedding_dim, num_classes, hidden_dim, num_layers, dropout,
+                                  bidirectional, n_count_features if concat_counts else 0, embedding_matrix,
+                                  trainable_embedding)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        weights = None
+        if balance_classes and class_counts:
+            counts = torch.tensor(class_counts, dtype=torch.float32).clamp(min=1)
+            weights = counts.sum() / (len(counts) * counts)
+        self.register_buffer("class_weights", weights)
+        self.metrics = nn.ModuleDict({f"{s}_metrics": stage_metrics(num_classes, f"{s}/") for s in ("train", "val", "test")})
+        self.test_outputs: list[dict] = []
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.net(batch["ids"], batch["lengths"], batch.get("counts"))
+
+    def _step(self, batch: dict, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["label"], weight=self.class_weights)
+        probs = logits.softmax(dim=1)
+        scores = probs[:, 1] if self.hparams.num_classes == 2 else probs
+        metrics = self.metrics[f"{stage}_metrics"]
+        metrics.update(scores, batch["label"])
+        on_step = stage == "train"
+        size = len(batch["label"])
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss, probs
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        _, probs = self._step(batch, "test")
+        self.test_outputs.append({"index": batch["index"].cpu(), "label": batch["label"].cpu(), "probs": probs.detach().cpu()})
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch).softmax(dim=1)
+
+    def _log_epoch(self, stage: str) -> None:
+        self.log_dict(self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val")
+        self.metrics[f"{stage}_metrics"].reset()
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_start(self):
+        self.test_outputs = []
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        factory = self.optimizer_factory or (lambda params: torch.optim.Adam(params, lr=self.hparams.lr))
+        optimizer = factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}}
+
+    # Lightning does not checkpoint the random generators; saving them makes a resumed run draw the
+    # same dropout masks as an uninterrupted one.
+    # Plain types only, so the checkpoint loads with torch.load(weights_only=True).
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+                                    "python": random.getstate()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            name, keys, pos, has_gauss, cached = states["numpy"]
+            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+            random.setstate(states["python"])

@@ -1,0 +1,231 @@
+"""The Hydra training app: seed, build from config, fit, test once from the best-validation
+checkpoint, write metrics.json, and return the optimized (validation) metric for sweeps.
+
+    lstm-tweets-train [overrides]         # same as python -m lstm_tweets.train
+    lstm-tweets-train -m data.interval=5,10,15
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lstm_tweets import stats
+from lstm_tweets.data.report import write_json_atomic
+
+log = logging.getLogger("lstm_tweets.train")
+
+# Config-controlled `_target_`s may only name these (Hydra's execution whitelist): a config file
+# cannot make the app call arbitrary code.
+TRUSTED_TARGETS = ["lstm_tweets.*", "pytorch_lightning.*", "torch.optim.*"]
+
+
+def build(node, **kwargs):
+    return hydra.utils.instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one experiment and return its metrics (also written to `<output_dir>/metrics.json`)."""
+    started = time.time()
+    if str(cfg.optimized_metric).startswith("test"):
+        raise ValueError(f"optimized_metric={cfg.optimized_metric}: sweeps select on validation, never on test")
+    for noisy in ("gensim", "smart_open"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").unlink(missing_ok=True)  # a rerun into this folder starts clean
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.save_reports(output_dir)
+
+    if cfg.model.get("baseline"):
+        from lstm_tweets.baselines import run_baseline
+
+        test_out, fit_info = run_baseline(cfg, datamodule)
+    else:
+        test_out, fit_info = fit_and_test(cfg, datamodule, output_dir)
+
+    metrics = {**fit_info, **summarize(cfg, datamodule, test_out)} if test_out is not None else dict(fit_info)
+    metrics.update(seed=int(cfg.seed), interval=int(datamodule.interval), model=model_name(cfg),
+                   study=cfg.get("study"), n_train=len(datamodule.split.train), n_val=len(datamodule.split.val),
+                   n_test=len(datamodule.split.test), data_report=datamodule.report.to_dict(),
+                   embedding_coverage=datamodule.coverage, wall_time_s=round(time.time() - started, 2))
+    if test_out is not None:
+        save_predictions(output_dir, datamodule, test_out)
+    write_json_atomic(output_dir / "metrics.json", metrics)  # last: its presence marks a finished run
+    print_summary(metrics, output_dir)
+    return metrics
+
+
+def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
+    matrix = datamodule.embedding_matrix
+    model = build(
+        cfg.model, _convert_="all", vocab_size=matrix.shape[0], embedding_dim=matrix.shape[1], num_classes=datamodule.num_classes,
+        embedding_matrix=matrix, class_counts=datamodule.class_counts,
+        trainable_embedding=bool(cfg.embedding.get("trainable", True)),
+    )
+    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    logger = build(cfg.logger) if cfg.get("logger") else False
+    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    info = {"best_epoch": None, "selected_by": "last weights (no checkpoint)"}
+    if best_path:
+        info["best_epoch"] = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"])
+        info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
+        info[f"{checkpoint.monitor.replace('/', '_')}_best"] = float(checkpoint.best_model_score)
+    info["epochs_trained"] = int(trainer.current_epoch)
+    info["optimized_metric"] = cfg.optimized_metric
+    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint)
+    if trainer.world_size > 1 and torch.distributed.is_initialized():
+        # Only rank 0 tests and writes; the others leave the process group so that no metric
+        # waits on them.
+        torch.distributed.barrier()
+        rank = trainer.global_rank
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            raise SystemExit(0)
+    if not cfg.get("test", True):
+        return None, info
+
+    # Test once, on one device (DDP samplers would repeat samples), from the best checkpoint.
+    test_trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1, logger=logger,
+                              enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    test_trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    outputs = model.test_outputs
+    test_out = {
+        "index": torch.cat([o["index"] for o in outputs]).numpy(),
+        "label": torch.cat([o["label"] for o in outputs]).numpy(),
+        "probs": torch.cat([o["probs"] for o in outputs]).float().numpy(),
+        "metrics": {k: float(v) for k, v in test_trainer.callback_metrics.items() if k.startswith("test/")},
+    }
+    if logger:
+        log_to_tensorboard(logger, cfg, datamodule, test_out, info)
+    return test_out, info
+
+
+def optimized_value(cfg: DictConfig, trainer: pl.Trainer, checkpoint) -> float | None:
+    """The sweep's objective: the best epoch's value when the checkpoint tracks that metric."""
+    if checkpoint is not None and checkpoint.monitor == cfg.optimized_metric and checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    value = trainer.callback_metrics.get(cfg.optimized_metric)
+    return None if value is None else float(value)
+
+
+def summarize(cfg: DictConfig, datamodule, test_out: dict) -> dict:
+    probs, labels = test_out["probs"], test_out["label"]
+    predicted = probs.argmax(axis=1)
+    correct = predicted == labels
+    majority = datamodule.majority_class
+    majority_accuracy = float(np.mean(labels == majority))
+    summary = stats.accuracy_summary(correct, majority_accuracy)
+    metrics = {
+        "test_accuracy": summary["accuracy"],
+        "test_accuracy_ci_low": summary["ci_low"],
+        "test_accuracy_ci_high": summary["ci_high"],
+        "p_value_vs_majority": summary["p_value_vs_majority"],
+        "majority_class": majority,
+        "majority_accuracy": majority_accuracy,
+    }
+    for key in ("f1", "auroc", "mcc", "loss"):
+        value = test_out["metrics"].get(f"test/{key}")
+        metrics[f"test_{key}"] = None if value is None or np.isnan(value) else float(value)
+    return metrics
+
+
+def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
+    """Per-sample test predictions: the reports pair them across models for McNemar's test."""
+    frame = datamodule.frame.iloc[test_out["index"]]
+    table = pd.DataFrame({"id": frame["id"].to_numpy(), "created_at": frame["created_at"].to_numpy(),
+                          "label": test_out["label"], "predicted": test_out["probs"].argmax(axis=1)})
+    for c in range(test_out["probs"].shape[1]):
+        table[f"prob_{c}"] = test_out["probs"][:, c]
+    tmp = output_dir / ".predictions_test.csv.tmp"
+    table.sort_values(["created_at", "id"]).to_csv(tmp, index=False)
+    tmp.replace(output_dir / "predictions_test.csv")
+
+
+def log_to_tensorboard(logger, cfg: DictConfig, datamodule, test_out: dict, info: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    writer = logger.experiment
+    flat = pd.json_normalize(OmegaConf.to_container(cfg, resolve=True), sep=".").iloc[0].to_dict()
+    params = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in flat.items()
+              if not k.startswith(("hydra", "paths", "callbacks", "logger"))}
+    final = {f"hp/{k.split('/')[-1]}": v for k, v in test_out["metrics"].items()}
+    if info.get("val_acc_best") is not None:
+        final["hp/val_acc_best"] = info["val_acc_best"]
+    logger.log_hyperparams(params, metrics=final)
+
+    labels, predicted = test_out["label"], test_out["probs"].argmax(axis=1)
+    k = test_out["probs"].shape[1]
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (labels, predicted), 1)
+    fig, ax = plt.subplots(figsize=(3.5, 3))
+    ax.imshow(matrix, cmap="Blues")
+    names = ["down", "up", "flat"][:k]
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center")
+    fig.tight_layout()
+    writer.add_figure("test/confusion_matrix", fig)
+    plt.close(fig)
+    table = "\n".join(f"| {k} | {v} |" for k, v in datamodule.report.to_dict().items())
+    writer.add_text("data_report", "| count | value |\n|---|---|\n" + table)
+    writer.add_text("embedding_coverage", str(datamodule.coverage))
+    writer.flush()
+
+
+def model_name(cfg: DictConfig) -> str:
+    return str(cfg.model.get("name") or cfg.model.get("baseline") or "lstm")
+
+
+def print_summary(metrics: dict, output_dir: Path) -> None:
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"\n[bold]Run folder[/bold]: {output_dir}")
+    console.print(f"  metrics.json: {output_dir / 'metrics.json'}")
+    console.print(f"  TensorBoard:  tensorboard --logdir {output_dir}")
+    if metrics.get("test_accuracy") is None:
+        console.print(f"  {metrics['optimized_metric']} = {metrics.get('optimized_value')} (test not evaluated)")
+        return
+    console.print(
+        f"[bold]Test accuracy[/bold] {metrics['test_accuracy']:.3f} "
+        f"(95% CI {metrics['test_accuracy_ci_low']:.3f}-{metrics['test_accuracy_ci_high']:.3f}, n={metrics['n_test']}) "
+        f"vs majority baseline {metrics['majority_accuracy']:.3f}: one-sided p = {metrics['p_value_vs_majority']:.2g}; "
+        f"epoch chosen on validation: {metrics.get('best_epoch')}"
+    )
+
+
+# An absolute path: run as a console script, Hydra would resolve a relative one as a package.
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    return metrics.get("optimized_value")
+
+
+if __name__ == "__main__":
+    main()
