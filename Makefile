@@ -5,11 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON := $(BIN)/python
 
+# Knobs for quick runs, e.g. `make comparison EPOCHS=3 SEEDS=1`, `make sweep TRIALS=5 WORKERS=2`.
 EPOCHS ?=
 SEEDS ?=
 WORKERS ?= 1
 TRIALS ?=
 ARGS ?=
+PORT ?= 6006
+TRAIN := $(BIN)/lstm-tweets-train
+STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
 
 .DEFAULT_GOAL := help
 .PHONY: help install train test test-slow lint format bench comparison ablation sweep report tensorboard optuna-dashboard clean
@@ -43,6 +47,39 @@ lint: $(STAMP) ## ruff
 format: $(STAMP) ## ruff autofix + format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+comparison: $(STAMP) ## study: test accuracy vs interval (5-50 min) x seeds, then its report
+	$(TRAIN) -m experiment=comparison $(STUDY_ARGS) $(ARGS)
+	$(PYTHON) -m experiments.report comparison
+
+ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, then its report
+	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(ARGS)
+	$(PYTHON) -m experiments.report ablation
+
+sweep: $(STAMP) ## Optuna sweep (validation accuracy); resumable; WORKERS=N runs N processes on one storage
+	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
+	for i in $$(seq 1 $(WORKERS)); do \
+	  $(TRAIN) hparams_search=optuna $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
+	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null \
+	    hydra.sweep.dir=outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
+	  sleep 2; \
+	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
+
+report: $(STAMP) ## rebuild every study's tables and plots from finished runs
+	$(PYTHON) -m experiments.report
+
+tensorboard: $(STAMP) ## serve TensorBoard over outputs/
+	$(BIN)/tensorboard --logdir outputs --port $(PORT) --bind_all
+
+optuna-dashboard: $(STAMP) ## serve the Optuna study (pip install -e '.[dashboard]' first)
+	@test -x $(BIN)/optuna-dashboard || { echo "optuna-dashboard is not installed: $(BIN)/pip install -e '.[dashboard]'"; exit 2; }
+	$(BIN)/optuna-dashboard sqlite:///outputs/optuna.db --port 8080
+
+bench: $(STAMP) ## benchmarks; figures go to outputs/bench/*.json and docs/benchmarks.md
+	$(PYTHON) benchmarks/bench_labels.py
+	$(PYTHON) benchmarks/bench_embeddings.py
+	$(PYTHON) benchmarks/bench_training.py
+	$(PYTHON) benchmarks/write_results.py
 
 clean: ## remove caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache

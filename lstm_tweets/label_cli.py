@@ -26,17 +26,51 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lstm-tweets-label",
         description="Label each tweet up/down by the market move over the next N minutes (NYSE-aware).",
     )
-    parser.add_argument("--tweets", required=True, type=Path, help="tweets file (archive JSON/CSV export or canonical CSV/Parquet)")
-    parser.add_argument("--prices", required=True, type=Path, help="price bars (CSV/Parquet, timestamp = bar start)")
+    parser.add_argument(
+        "--tweets",
+        required=True,
+        type=Path,
+        help="tweets file (archive JSON/CSV export or canonical CSV/Parquet)",
+    )
+    parser.add_argument(
+        "--prices", required=True, type=Path, help="price bars (CSV/Parquet, timestamp = bar start)"
+    )
     parser.add_argument("--interval", required=True, type=int, help="label window N in minutes")
     parser.add_argument("--output", required=True, type=Path, help="labels CSV to write")
-    parser.add_argument("--prices-timezone", default="America/New_York", help="time zone of naive price stamps (default: %(default)s)")
-    parser.add_argument("--timestamp-column", default=None, help="price timestamp column (default: found by name)")
-    parser.add_argument("--bar-minutes", type=float, default=None, help="bar duration (default: inferred from the stamps)")
-    parser.add_argument("--ties", choices=TIES, default="drop", help="what an unchanged price becomes (default: %(default)s)")
-    parser.add_argument("--dead-band-bps", type=float, default=0.0, help="moves within +-X bps count as ties (default: 0)")
-    parser.add_argument("--include-retweets", action="store_true", help="label retweets too (default: excluded and counted)")
-    parser.add_argument("--report", type=Path, default=None, help="also save the data report as JSON")
+    parser.add_argument(
+        "--prices-timezone",
+        default="America/New_York",
+        help="time zone of naive price stamps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timestamp-column", default=None, help="price timestamp column (default: found by name)"
+    )
+    parser.add_argument(
+        "--bar-minutes",
+        type=float,
+        default=None,
+        help="bar duration (default: inferred from the stamps)",
+    )
+    parser.add_argument(
+        "--ties",
+        choices=TIES,
+        default="drop",
+        help="what an unchanged price becomes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dead-band-bps",
+        type=float,
+        default=0.0,
+        help="moves within +-X bps count as ties (default: 0)",
+    )
+    parser.add_argument(
+        "--include-retweets",
+        action="store_true",
+        help="label retweets too (default: excluded and counted)",
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, help="also save the data report as JSON"
+    )
     return parser
 
 
@@ -64,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report.print(title=f"Data report: {args.tweets.name} x {args.prices.name}, N = {args.interval} min")
+    report.print(
+        title=f"Data report: {args.tweets.name} x {args.prices.name}, N = {args.interval} min"
+    )
     if args.report is not None:
         report.save(args.report)
     print(f"wrote {len(labeled):,} labeled tweets to {args.output}")
@@ -73,15 +109,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_csv_atomic(frame, path: Path) -> None:
     """A reader (or a crash) never sees half a file: write a temp file beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise DataError(f"{path}: cannot write the output: {err}") from err
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             frame.to_csv(handle, index=False)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
-    checkpoint = trainer.checkpoint_callback
+    # The checkpoint that tracks a metric picks the test weights (last.ckpt only serves resuming).
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
     best_path = checkpoint.best_model_path if checkpoint else ""
     info = {"best_epoch": None, "selected_by": "last weights (no checkpoint)"}
     if best_path:

@@ -13,8 +13,14 @@ from lstm_tweets.data.prices import PriceBars, load_prices
 from lstm_tweets.data.report import DataReport
 
 ET = "America/New_York"
-DROP_REASONS = ["retweets_excluded", "outside_session", "window_crosses_close", "no_completed_bar",
-                "no_price_coverage", "ties_dropped"]
+DROP_REASONS = [
+    "retweets_excluded",
+    "outside_session",
+    "window_crosses_close",
+    "no_completed_bar",
+    "no_price_coverage",
+    "ties_dropped",
+]
 
 
 def et(text: str) -> pd.Timestamp:
@@ -27,9 +33,14 @@ def utc(text: str) -> pd.Timestamp:
 
 def session_rows(day: str, bar_minutes: int, close_of, start="09:30", end="16:00", skip=()):
     """Naive New York bar-start stamps from `start` until `end` (exclusive); close_of(k) for bar k."""
-    stamps = pd.date_range(f"{day} {start}", f"{day} {end}", freq=f"{bar_minutes}min", inclusive="left")
-    return [(s.strftime("%Y-%m-%d %H:%M:%S"), round(close_of(k), 2))
-            for k, s in enumerate(stamps) if s.strftime("%H:%M") not in skip]
+    stamps = pd.date_range(
+        f"{day} {start}", f"{day} {end}", freq=f"{bar_minutes}min", inclusive="left"
+    )
+    return [
+        (s.strftime("%Y-%m-%d %H:%M:%S"), round(close_of(k), 2))
+        for k, s in enumerate(stamps)
+        if s.strftime("%H:%M") not in skip
+    ]
 
 
 def write_bars(path, rows, bar_minutes=None) -> PriceBars:
@@ -41,14 +52,16 @@ def write_bars(path, rows, bar_minutes=None) -> PriceBars:
 
 def make_tweets(*specs) -> pd.DataFrame:
     """specs: (id, instant, is_retweet) -> the canonical tweets frame."""
-    return pd.DataFrame({
-        "id": [s[0] for s in specs],
-        "created_at": pd.DatetimeIndex([s[1] for s in specs]).tz_convert("UTC"),
-        "text": [f"tweet {s[0]}" for s in specs],
-        "retweet_count": 0,
-        "favorite_count": 0,
-        "is_retweet": [bool(s[2]) if len(s) > 2 else False for s in specs],
-    })
+    return pd.DataFrame(
+        {
+            "id": [s[0] for s in specs],
+            "created_at": pd.DatetimeIndex([s[1] for s in specs]).tz_convert("UTC"),
+            "text": [f"tweet {s[0]}" for s in specs],
+            "retweet_count": 0,
+            "favorite_count": 0,
+            "is_retweet": [bool(s[2]) if len(s) > 2 else False for s in specs],
+        }
+    )
 
 
 def label(tweets, bars, interval, **options):
@@ -80,8 +93,15 @@ def test_session_edges_with_one_minute_bars(tmp_path):
     labeled, report = label(tweets, bars, 5)
 
     assert report.counts == {
-        "retweets_excluded": 1, "outside_session": 2, "window_crosses_close": 2, "no_completed_bar": 2,
-        "no_price_coverage": 0, "ties_dropped": 0, "labeled": 2, "label_down": 0, "label_up": 2,
+        "retweets_excluded": 1,
+        "outside_session": 2,
+        "window_crosses_close": 2,
+        "no_completed_bar": 2,
+        "no_price_coverage": 0,
+        "ties_dropped": 0,
+        "labeled": 2,
+        "label_down": 0,
+        "label_up": 2,
     }
     assert list(labeled.index) == ["first_bar_done", "last_window"]
     assert set(LABEL_COLUMNS) - {"id"} <= set(labeled.columns)
@@ -100,7 +120,9 @@ def test_session_edges_with_one_minute_bars(tmp_path):
 
 def test_fifty_minute_window_crossing_the_close(tmp_path):
     bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-03", 1, rising))
-    tweets = make_tweets(("fits", et("2019-06-03 15:10:00")), ("crosses", et("2019-06-03 15:11:00")))
+    tweets = make_tweets(
+        ("fits", et("2019-06-03 15:10:00")), ("crosses", et("2019-06-03 15:11:00"))
+    )
     labeled, report = label(tweets, bars, 50)
     assert report["window_crosses_close"] == 1 and list(labeled.index) == ["fits"]
     row = labeled.loc["fits"]
@@ -110,7 +132,9 @@ def test_fifty_minute_window_crossing_the_close(tmp_path):
 
 def test_five_minute_bars_use_completed_bars_only(tmp_path):
     # Falling day: the bar starting at 09:30 + 5k minutes closes at 200 - 5k cents.
-    bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-04", 5, lambda k: 200 - 0.05 * k))
+    bars = write_bars(
+        tmp_path / "bars.csv", session_rows("2019-06-04", 5, lambda k: 200 - 0.05 * k)
+    )
     assert bars.bar_minutes == 5.0
     tweets = make_tweets(
         ("first_bar_open", et("2019-06-04 09:34:59")),
@@ -120,7 +144,11 @@ def test_five_minute_bars_use_completed_bars_only(tmp_path):
         ("crosses", et("2019-06-04 15:57:00")),
     )
     labeled, report = label(tweets, bars, 5)
-    assert (report["no_completed_bar"], report["window_crosses_close"], report["labeled"]) == (1, 1, 3)
+    assert (report["no_completed_bar"], report["window_crosses_close"], report["labeled"]) == (
+        1,
+        1,
+        3,
+    )
     assert report["label_down"] == 3
 
     mid = labeled.loc["mid_bar"]
@@ -139,14 +167,18 @@ def test_five_minute_bars_use_completed_bars_only(tmp_path):
 
 
 def test_interval_not_a_multiple_of_the_bar(tmp_path):
-    bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-04", 5, lambda k: 200 - 0.05 * k))
+    bars = write_bars(
+        tmp_path / "bars.csv", session_rows("2019-06-04", 5, lambda k: 200 - 0.05 * k)
+    )
     tweets = make_tweets(("a", et("2019-06-04 10:02:00")), ("b", et("2019-06-04 10:03:00")))
     labeled, _ = label(tweets, bars, 7)
     # 10:09 is still inside the 10:05 bar; 10:10 completes it.
     assert labeled.loc["a", "end_time"] == et("2019-06-04 10:05")
     assert labeled.loc["b", "end_time"] == et("2019-06-04 10:10")
     assert labeled.loc["b", "end_price"] == 199.65
-    with pytest.raises(DataError, match=r"data\.interval=3 min is shorter than the 5-min bars of .*bars\.csv"):
+    with pytest.raises(
+        DataError, match=r"data\.interval=3 min is shorter than the 5-min bars of .*bars\.csv"
+    ):
         label_tweets(tweets, bars, 3)
 
 
@@ -162,7 +194,11 @@ def test_early_close_after_thanksgiving(tmp_path):
         ("after_close", et("2019-11-29 13:10:00")),
     )
     labeled, report = label(tweets, bars, 5)
-    assert (report["window_crosses_close"], report["outside_session"], report["labeled"]) == (1, 1, 2)
+    assert (report["window_crosses_close"], report["outside_session"], report["labeled"]) == (
+        1,
+        1,
+        2,
+    )
     fits = labeled.loc["fits"]
     assert (fits.start_time, fits.end_time) == (et("2019-11-29 12:50"), et("2019-11-29 12:55"))
     assert (fits.start_price, fits.end_price) == (301.99, 302.04)
@@ -173,7 +209,9 @@ def test_early_close_after_thanksgiving(tmp_path):
 def test_good_friday_is_closed(tmp_path):
     rows = []
     for base, day in ((10, "2019-04-18"), (20, "2019-04-19"), (30, "2019-04-22")):
-        rows += session_rows(day, 1, lambda k, base=base: base + 0.01 * k)  # bars even on the holiday
+        rows += session_rows(
+            day, 1, lambda k, base=base: base + 0.01 * k
+        )  # bars even on the holiday
     bars = write_bars(tmp_path / "bars.csv", rows)
     tweets = make_tweets(
         ("thursday", et("2019-04-18 11:00:00")),
@@ -200,8 +238,10 @@ def test_dst_switch(tmp_path, friday, monday, friday_open_utc, monday_open_utc):
     for day, (_, base) in days.items():
         rows += session_rows(day, 1, lambda k, base=base: base + 0.01 * k)  # naive New York stamps
     bars = write_bars(tmp_path / "bars.csv", rows)
-    tweets = make_tweets(*[(f"{day} {hm}", utc(f"{day} {hm}")) for day in days for hm in ("13:35", "14:35")],
-                         ("monday open", utc(f"{monday} {monday_open_utc}")))
+    tweets = make_tweets(
+        *[(f"{day} {hm}", utc(f"{day} {hm}")) for day in days for hm in ("13:35", "14:35")],
+        ("monday open", utc(f"{monday} {monday_open_utc}")),
+    )
     labeled, report = label(tweets, bars, 5)
     # Only on the winter-time day is 13:35Z (08:35 local) before the 14:30Z open.
     assert report["outside_session"] == 1
@@ -217,7 +257,10 @@ def test_dst_switch(tmp_path, friday, monday, friday_open_utc, monday_open_utc):
             row = labeled.loc[f"{day} {hm}"]
             k = int((t - open_at) / pd.Timedelta(minutes=1)) - 1  # the bar that completed at t
             assert (row.start_time, row.end_time) == (t, t + pd.Timedelta(minutes=5))
-            assert (row.start_price, row.end_price) == (round(base + 0.01 * k, 2), round(base + 0.01 * (k + 5), 2))
+            assert (row.start_price, row.end_price) == (
+                round(base + 0.01 * k, 2),
+                round(base + 0.01 * (k + 5), 2),
+            )
 
 
 def tie_day(k):
@@ -226,9 +269,9 @@ def tie_day(k):
 
 
 TIE_TWEETS = [
-    ("flat", et("2019-06-05 10:00:00")),    # 100.00 -> 100.00: a tie
-    ("small", et("2019-06-05 10:40:00")),   # 100.10 -> 100.15: +4.995 bps
-    ("big", et("2019-06-05 10:20:00")),     # 100.00 (10:19 bar) -> 100.20 (10:49 bar, N=30 below)
+    ("flat", et("2019-06-05 10:00:00")),  # 100.00 -> 100.00: a tie
+    ("small", et("2019-06-05 10:40:00")),  # 100.10 -> 100.15: +4.995 bps
+    ("big", et("2019-06-05 10:20:00")),  # 100.00 (10:19 bar) -> 100.20 (10:49 bar, N=30 below)
 ]
 
 
@@ -260,7 +303,10 @@ def test_ties_and_dead_band(tmp_path, ties, dead_band, expected_labels, ties_dro
         if "flat" in labeled.index:
             assert labeled.loc["flat", "return_bps"] == 0.0
         if "big" in labeled.index:
-            assert (labeled.loc["big", "start_price"], labeled.loc["big", "end_price"]) == (100.0, 100.2)
+            assert (labeled.loc["big", "start_price"], labeled.loc["big", "end_price"]) == (
+                100.0,
+                100.2,
+            )
     assert got == expected_labels
     assert dropped == ties_dropped
 
@@ -276,8 +322,11 @@ def test_unknown_ties_policy_and_bad_interval(tmp_path):
 
 def test_retweets_excluded_or_included(tmp_path):
     bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-03", 1, rising))
-    tweets = make_tweets(("own", et("2019-06-03 11:00:00")), ("rt", et("2019-06-03 11:00:00"), True),
-                         ("rt_outside", et("2019-06-03 20:00:00"), True))
+    tweets = make_tweets(
+        ("own", et("2019-06-03 11:00:00")),
+        ("rt", et("2019-06-03 11:00:00"), True),
+        ("rt_outside", et("2019-06-03 20:00:00"), True),
+    )
     labeled, report = label(tweets, bars, 5)
     # A retweet is counted as a retweet even when it is also outside the session.
     assert (report["retweets_excluded"], report["outside_session"]) == (2, 0)
@@ -292,9 +341,9 @@ def test_gaps_in_the_price_data_are_not_bridged(tmp_path):
     halted = {f"11:{m:02d}" for m in range(30)}  # 11:00-11:29 missing
     bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-06", 1, rising, skip=halted))
     tweets = make_tweets(
-        ("in_gap", et("2019-06-06 11:10:00")),        # last completed bar is 10:59 (11:00): stale
-        ("end_in_gap", et("2019-06-06 10:58:00")),    # end t+5=11:03 falls in the gap
-        ("straddles", et("2019-06-06 11:00:30")),     # start fresh (30 s old), end stale
+        ("in_gap", et("2019-06-06 11:10:00")),  # last completed bar is 10:59 (11:00): stale
+        ("end_in_gap", et("2019-06-06 10:58:00")),  # end t+5=11:03 falls in the gap
+        ("straddles", et("2019-06-06 11:00:30")),  # start fresh (30 s old), end stale
         ("after_gap", et("2019-06-06 11:31:00")),
         ("no_bars_that_day", et("2019-06-07 11:00:00")),
     )
@@ -302,7 +351,10 @@ def test_gaps_in_the_price_data_are_not_bridged(tmp_path):
     assert report["no_price_coverage"] == 4 and list(labeled.index) == ["after_gap"]
     row = labeled.loc["after_gap"]
     assert (row.start_time, row.end_time) == (et("2019-06-06 11:31"), et("2019-06-06 11:36"))
-    assert (row.start_price, row.end_price) == (101.20, 101.25)  # bars k=120 and k=125 (k counts the gap)
+    assert (row.start_price, row.end_price) == (
+        101.20,
+        101.25,
+    )  # bars k=120 and k=125 (k counts the gap)
 
 
 def test_prices_with_no_overlap(tmp_path):
@@ -315,8 +367,11 @@ def test_prices_with_no_overlap(tmp_path):
 
 def test_tweets_outside_the_price_range_are_counted(tmp_path):
     bars = write_bars(tmp_path / "bars.csv", session_rows("2019-06-03", 1, rising))
-    tweets = make_tweets(("before", et("2019-05-31 11:00")), ("inside", et("2019-06-03 11:00")),
-                         ("after", et("2019-06-04 11:00")))
+    tweets = make_tweets(
+        ("before", et("2019-05-31 11:00")),
+        ("inside", et("2019-06-03 11:00")),
+        ("after", et("2019-06-04 11:00")),
+    )
     labeled, report = label(tweets, bars, 5)
     assert report["no_price_coverage"] == 2 and list(labeled.index) == ["inside"]
 
@@ -325,7 +380,15 @@ def test_tweets_outside_the_price_range_are_counted(tmp_path):
 
 SESSIONS_2019 = nyse_sessions("2019-01-01", "2019-12-31")
 # Ordinary days, the first session after each DST switch, and both kinds of early close.
-DAYS = ["2019-01-02", "2019-03-08", "2019-03-11", "2019-07-03", "2019-11-04", "2019-11-29", "2019-12-24"]
+DAYS = [
+    "2019-01-02",
+    "2019-03-08",
+    "2019-03-11",
+    "2019-07-03",
+    "2019-11-04",
+    "2019-11-29",
+    "2019-12-24",
+]
 
 
 @st.composite
@@ -341,23 +404,42 @@ def bars_and_tweets(draw):
     midnight = pd.DatetimeIndex(sorted(days)).tz_localize(ET).as_unit("ns").asi8
     index = np.searchsorted(opens, midnight)  # the session opening on that day
     assert len(set(index)) == len(days)
-    starts = np.concatenate([np.arange(opens[i], closes[i], bar_minutes * 60 * 10**9) for i in index])
+    starts = np.concatenate(
+        [np.arange(opens[i], closes[i], bar_minutes * 60 * 10**9) for i in index]
+    )
     starts = starts[rng.random(len(starts)) < keep_share]
     if len(starts) < 2:
-        starts = np.arange(opens[index[0]], opens[index[0]] + 2 * bar_minutes * 60 * 10**9, bar_minutes * 60 * 10**9)
-    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 5e-4, len(starts)))), 2)  # cents: ties happen
-    frame = pd.DataFrame({"timestamp": pd.to_datetime(starts, utc=True), "open": close,
-                          "high": close, "low": close, "close": close})
+        starts = np.arange(
+            opens[index[0]],
+            opens[index[0]] + 2 * bar_minutes * 60 * 10**9,
+            bar_minutes * 60 * 10**9,
+        )
+    close = np.round(
+        100 * np.exp(np.cumsum(rng.normal(0, 5e-4, len(starts)))), 2
+    )  # cents: ties happen
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(starts, utc=True),
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+        }
+    )
     # Tweets from half an hour before to half an hour after one of the sessions, whole seconds.
     which = rng.choice(index, n_tweets)
     lo, hi = opens[which] // 10**9 - 1800, closes[which] // 10**9 + 1800
     times = np.sort(lo + (rng.random(n_tweets) * (hi - lo)).astype(np.int64)) * 10**9
-    tweets = pd.DataFrame({
-        "id": [str(i) for i in range(n_tweets)],
-        "created_at": pd.to_datetime(times, utc=True),
-        "text": "x", "retweet_count": 0, "favorite_count": 0,
-        "is_retweet": rng.random(n_tweets) < 0.1,
-    })
+    tweets = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n_tweets)],
+            "created_at": pd.to_datetime(times, utc=True),
+            "text": "x",
+            "retweet_count": 0,
+            "favorite_count": 0,
+            "is_retweet": rng.random(n_tweets) < 0.1,
+        }
+    )
     ties = draw(st.sampled_from(["drop", "down", "class"]))
     return PriceBars(frame, float(bar_minutes), "generated"), tweets, interval, ties
 
@@ -388,8 +470,14 @@ def test_labels_never_look_past_the_window(case):
     assert (labeled["created_at"] - labeled["start_time"] < bar).all()
     assert (horizon - labeled["end_time"] < bar).all()
     close_by_start = bars.frame.set_index("timestamp")["close"]
-    assert (close_by_start.reindex(labeled["start_time"] - bar).to_numpy() == labeled["start_price"].to_numpy()).all()
-    assert (close_by_start.reindex(labeled["end_time"] - bar).to_numpy() == labeled["end_price"].to_numpy()).all()
+    assert (
+        close_by_start.reindex(labeled["start_time"] - bar).to_numpy()
+        == labeled["start_price"].to_numpy()
+    ).all()
+    assert (
+        close_by_start.reindex(labeled["end_time"] - bar).to_numpy()
+        == labeled["end_price"].to_numpy()
+    ).all()
     # Both bars inside the tweet's own session.
     opens, closes = SESSIONS_2019
     labeled_t = labeled["created_at"].to_numpy("datetime64[ns]").view("int64")

@@ -45,7 +45,10 @@ def test_archive_json(tmp_path):
     assert str(frame["created_at"].dt.tz) == "UTC"
     # Sorted by time: the October 7 retweet comes first.
     assert frame["id"].tolist() == ["1049000000000000001", "1050118621198921728"]
-    assert frame["created_at"].tolist() == [_utc("2018-10-07 09:05:00"), _utc("2018-10-10 20:19:24")]
+    assert frame["created_at"].tolist() == [
+        _utc("2018-10-07 09:05:00"),
+        _utc("2018-10-10 20:19:24"),
+    ]
     assert frame["text"].tolist() == ["RT @foxandfriends: watch", "Jobs & growth!"]
     assert frame["is_retweet"].tolist() == [True, False]
     assert frame["retweet_count"].tolist() == [900, 15000]
@@ -67,7 +70,10 @@ def test_old_archive_csv_export(tmp_path):
 
     assert frame["id"].tolist() == ["1050118621198921728", "1080000000000000002"]
     # 10-10 is ambiguous, 01-02 is not: month first, so January 2, not February 1.
-    assert frame["created_at"].tolist() == [_utc("2018-10-10 20:19:24"), _utc("2019-01-02 14:00:00")]
+    assert frame["created_at"].tolist() == [
+        _utc("2018-10-10 20:19:24"),
+        _utc("2019-01-02 14:00:00"),
+    ]
     assert frame["text"].iloc[0] == "Tax cuts & jobs, jobs, jobs"
     # The flag says false, the "RT @" prefix says retweet: the prefix wins.
     assert frame["is_retweet"].tolist() == [False, True]
@@ -84,7 +90,10 @@ def test_newer_archive_export(tmp_path):
     frame = load_tweets(path)
 
     assert frame["id"].tolist() == ["1320000000000000000", "1320452830178914305"]
-    assert frame["created_at"].tolist() == [_utc("2020-10-24 12:00:01"), _utc("2020-10-25 19:18:00")]
+    assert frame["created_at"].tolist() == [
+        _utc("2020-10-24 12:00:01"),
+        _utc("2020-10-25 19:18:00"),
+    ]
     assert frame["text"].tolist() == ["RT @GOP: thanks", "Vote! > <"]
     assert frame["is_retweet"].tolist() == [True, False]
     assert frame["favorite_count"].tolist() == [0, 120000]
@@ -92,20 +101,23 @@ def test_newer_archive_export(tmp_path):
 
 
 def test_canonical_csv_gz_and_parquet_agree(tmp_path):
-    canonical = pd.DataFrame({
-        "id": ["804333718999539712", "804333771021570048", "804333718999539712"],
-        "created_at": ["2016-12-01T14:37:57Z", "2016-12-01T14:38:09Z", "2016-12-01T14:37:57Z"],
-        "text": ["Stay safe &amp; well", "RT @IvankaTrump: great", "Stay safe &amp; well"],
-        "retweet_count": [12077, 9834, 12077],
-        "favorite_count": [65724, 0, 65724],
-        "is_retweet": [False, False, False],
-    })
+    canonical = pd.DataFrame(
+        {
+            "id": ["804333718999539712", "804333771021570048", "804333718999539712"],
+            "created_at": ["2016-12-01T14:37:57Z", "2016-12-01T14:38:09Z", "2016-12-01T14:37:57Z"],
+            "text": ["Stay safe &amp; well", "RT @IvankaTrump: great", "Stay safe &amp; well"],
+            "retweet_count": [12077, 9834, 12077],
+            "favorite_count": [65724, 0, 65724],
+            "is_retweet": [False, False, False],
+        }
+    )
     csv_path = tmp_path / "tweets.csv.gz"
     with gzip.open(csv_path, "wt", encoding="utf-8") as handle:
         canonical.to_csv(handle, index=False)
     parquet_path = tmp_path / "tweets.parquet"
     as_parquet = canonical.assign(
-        id=canonical["id"].astype("int64"), created_at=pd.to_datetime(canonical["created_at"], utc=True)
+        id=canonical["id"].astype("int64"),
+        created_at=pd.to_datetime(canonical["created_at"], utc=True),
     )
     as_parquet.to_parquet(parquet_path, index=False)
 
@@ -115,7 +127,10 @@ def test_canonical_csv_gz_and_parquet_agree(tmp_path):
         frame = load_tweets(path, report)
         assert report["duplicates_removed"] == 1, path
         assert frame["id"].tolist() == ["804333718999539712", "804333771021570048"], path
-        assert frame["created_at"].tolist() == [_utc("2016-12-01 14:37:57"), _utc("2016-12-01 14:38:09")]
+        assert frame["created_at"].tolist() == [
+            _utc("2016-12-01 14:37:57"),
+            _utc("2016-12-01 14:38:09"),
+        ]
         assert frame["text"].tolist() == ["Stay safe & well", "RT @IvankaTrump: great"]
         assert frame["is_retweet"].tolist() == [False, True]
         frames.append(frame)
@@ -130,8 +145,14 @@ def test_naive_and_offset_timestamps_become_utc(tmp_path):
         "2,2019-03-11T09:31:00-04:00,an offset is honored\n"
     )
     frame = load_tweets(path)
-    assert frame["created_at"].tolist() == [_utc("2019-03-11 13:30:00"), _utc("2019-03-11 13:31:00")]
-    assert frame["retweet_count"].tolist() == [0, 0] and frame["is_retweet"].tolist() == [False, False]
+    assert frame["created_at"].tolist() == [
+        _utc("2019-03-11 13:30:00"),
+        _utc("2019-03-11 13:31:00"),
+    ]
+    assert frame["retweet_count"].tolist() == [0, 0] and frame["is_retweet"].tolist() == [
+        False,
+        False,
+    ]
 
 
 def test_missing_file(tmp_path):
@@ -182,6 +203,10 @@ def test_non_utf8_bytes(tmp_path):
 
 def test_bad_count_names_row_and_column(tmp_path):
     path = tmp_path / "tweets.csv"
-    path.write_text("id,created_at,text,retweet_count\n1,2019-01-01T00:00:00Z,a,12\n2,2019-01-01T00:01:00Z,b,many\n")
-    with pytest.raises(DataError, match=r"tweets\.csv: row 2: retweet_count='many' is not a number"):
+    path.write_text(
+        "id,created_at,text,retweet_count\n1,2019-01-01T00:00:00Z,a,12\n2,2019-01-01T00:01:00Z,b,many\n"
+    )
+    with pytest.raises(
+        DataError, match=r"tweets\.csv: row 2: retweet_count='many' is not a number"
+    ):
         load_tweets(path)

@@ -224,8 +224,20 @@ class TweetDataModule(pl.LightningDataModule):
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        sampler = BatchIndexSampler(dataset.lengths.numpy(), self.batch_size, shuffle, self.bucket_by_length,
-                                    self.seed, rank, world)
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        sampler = BatchIndexSampler(dataset.lengths.numpy(), self.batch_size, shuffle and not overfit,
+                                    self.bucket_by_length, self.seed, rank, world)
+        if shuffle and self.trainer is not None:
+            # A resumed fit draws its first batch before Lightning calls set_epoch, so start at the
+            # epoch the fit loop runs next (the value Lightning passes to set_epoch): otherwise the
+            # first resumed epoch would replay epoch 0's order.
+            sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        if overfit:
+            # Overfitting wants the same batches every epoch. Lightning swaps any sampler that is not
+            # sequential for a per-sample one, which would break whole-batch slicing; a batch_sampler
+            # it leaves alone.
+            return DataLoader(dataset, batch_sampler=sampler, collate_fn=whole_batch, num_workers=self.num_workers,
+                              persistent_workers=self.num_workers > 0)
         # batch_size=None: the sampler yields whole batches and the dataset slices them at once.
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
@@ -301,6 +313,13 @@ class EncodedTweets(Dataset):
         width = self.ids.shape[1] if self.pad_to_max_length else int(lengths.max())
         return {"ids": self.ids[positions, :width], "lengths": lengths, "counts": self.counts[positions],
                 "label": self.labels[positions], "index": self.index[positions]}
+
+    __getitems__ = __getitem__  # under a batch_sampler, the DataLoader fetches a batch with this
+
+
+def whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """collate_fn for batches that `EncodedTweets.__getitems__` already assembled."""
+    return batch
 
 
 class BatchIndexSampler(Sampler):

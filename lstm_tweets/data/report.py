@@ -74,6 +74,10 @@ def write_json_atomic(path: str | Path, payload) -> None:
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
             handle.write("\n")
+        # mkstemp makes the file private (0600); give it the mode any other new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

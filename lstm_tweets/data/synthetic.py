@@ -17,7 +17,7 @@ import pandas as pd
 
 from lstm_tweets.data.labels import MINUTE_NS, nyse_sessions
 
-VERSION = "v2"
+VERSION = "v3"
 POSITIVE = ["tremendous", "booming", "record", "deal", "jobs", "winning", "growth", "surge"]
 NEGATIVE = ["tariffs", "disaster", "shutdown", "sanctions", "witch", "hunt", "collapse", "failing"]
 FILLER = """the a to and of is in for on that it with be this will we are our at you they have was
@@ -72,8 +72,8 @@ def generate_sample(
     first_day: str = "2018-01-02",
     last_day: str = "2019-12-31",
     share_in_session: float = 0.65,
-    share_signal: float = 0.4,
-    drift_bps_per_minute: float = 2.0,
+    share_signal: float = 0.5,
+    drift_bps_per_minute: float = 3.0,
     effect_minutes: int = 60,
     volatility_bps_per_minute: float = 6.0,
     share_retweets: float = 0.1,

@@ -1,0 +1,137 @@
+"""A per-tweet reference for `label_tweets`: slow on purpose, written straight from the semantics.
+
+For a tweet at t and an interval of N minutes:
+- retweets are excluded unless asked for;
+- the tweet must fall inside an XNYS regular session (the calendar's schedule, looked up by the
+  tweet's New York date): open <= t < close;
+- t + N must not pass that session's close;
+- at least one bar of the session must have completed by t (t >= open + one bar);
+- start = the last bar of the session that completed at or before t, end = the last bar of the
+  session that completed at or before t + N; each must be fresh (completed less than one bar
+  before the instant it stands for), or there is a gap in the price data;
+- return = end close / start close - 1; within the dead band it is a tie (dropped, down or flat).
+
+No searchsorted, no vectorization: one Python step per tweet, so that it is easy to check by eye.
+The benchmark and `tests/test_reference_labeler.py` compare `label_tweets` against it.
+"""
+
+from __future__ import annotations
+
+import exchange_calendars as xcals
+import pandas as pd
+
+from lstm_tweets.data.prices import PriceBars
+
+NEW_YORK = "America/New_York"
+REASONS = [
+    "retweets_excluded",
+    "outside_session",
+    "window_crosses_close",
+    "no_completed_bar",
+    "no_price_coverage",
+    "ties_dropped",
+]
+COLUMNS = [
+    "id",
+    "created_at",
+    "start_time",
+    "end_time",
+    "start_price",
+    "end_price",
+    "return_bps",
+    "label",
+]
+
+
+def reference_label_tweets(
+    tweets: pd.DataFrame,
+    prices: PriceBars,
+    interval: int,
+    ties: str = "drop",
+    dead_band_bps: float = 0.0,
+    include_retweets: bool = False,
+    lookup: SessionLookup | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Return (labeled rows in `COLUMNS`, count of tweets dropped per reason)."""
+    window = pd.Timedelta(minutes=interval)
+    bar = pd.Timedelta(minutes=prices.bar_minutes)
+    local_days = tweets["created_at"].dt.tz_convert(NEW_YORK).dt.date
+    if lookup is None:
+        lookup = SessionLookup(prices, local_days.min(), local_days.max())
+    sessions, bars_of_session, no_bars = lookup.sessions, lookup.bars_of_session, lookup.no_bars
+
+    counts = dict.fromkeys(REASONS, 0)
+    rows = []
+    for tweet, day in zip(tweets.itertuples(index=False), local_days, strict=True):
+        t = tweet.created_at
+        horizon = t + window
+        if tweet.is_retweet and not include_retweets:
+            counts["retweets_excluded"] += 1
+            continue
+        if day not in sessions or not (sessions[day][0] <= t < sessions[day][1]):
+            counts["outside_session"] += 1
+            continue
+        open_, close = sessions[day]
+        if horizon > close:
+            counts["window_crosses_close"] += 1
+            continue
+        if t < open_ + bar:
+            counts["no_completed_bar"] += 1
+            continue
+        day_bars = bars_of_session.get(day, no_bars)
+        start = last_completed(day_bars, t)
+        end = last_completed(day_bars, horizon)
+        if (
+            start is None
+            or end is None
+            or t - start.completed >= bar
+            or horizon - end.completed >= bar
+        ):
+            counts["no_price_coverage"] += 1
+            continue
+        return_bps = (end.close / start.close - 1.0) * 1e4
+        if abs(return_bps) <= dead_band_bps:
+            if ties == "drop":
+                counts["ties_dropped"] += 1
+                continue
+            label = 2 if ties == "class" else 0
+        else:
+            label = 1 if return_bps > 0 else 0
+        rows.append(
+            (tweet.id, t, start.completed, end.completed, start.close, end.close, return_bps, label)
+        )
+    return pd.DataFrame(rows, columns=COLUMNS), counts
+
+
+def last_completed(day_bars: pd.DataFrame, instant: pd.Timestamp):
+    """The session's last bar that completed at or before `instant`, or None."""
+    done = day_bars[day_bars["completed"] <= instant]
+    if done.empty:
+        return None
+    return done.iloc[-1]
+
+
+class SessionLookup:
+    """The XNYS sessions by New York date, and the bars of each session (those starting inside it)."""
+
+    def __init__(self, prices: PriceBars, first_day, last_day):
+        calendar = xcals.get_calendar(
+            "XNYS",
+            start=str(first_day - pd.Timedelta(days=7)),
+            end=str(last_day + pd.Timedelta(days=7)),
+        )
+        self.sessions = {
+            day.date(): (row.open.tz_convert("UTC"), row.close.tz_convert("UTC"))
+            for day, row in calendar.schedule.iterrows()
+        }
+        bars = prices.frame[["timestamp", "close"]].copy()
+        bars["completed"] = bars["timestamp"] + pd.Timedelta(minutes=prices.bar_minutes)
+        bars["day"] = bars["timestamp"].dt.tz_convert(NEW_YORK).dt.date
+        self.bars_of_session = {}
+        for day, day_bars in bars.groupby("day"):
+            if day in self.sessions:
+                open_, close = self.sessions[day]
+                self.bars_of_session[day] = day_bars[
+                    (day_bars["timestamp"] >= open_) & (day_bars["timestamp"] < close)
+                ]
+        self.no_bars = bars.iloc[:0]

@@ -1,0 +1,111 @@
+"""Score new tweets with a trained checkpoint: P(up) per tweet.
+
+    lstm-tweets-predict --checkpoint outputs/runs/<time>/checkpoints/best.ckpt --text "Tariffs!" --text "..."
+    lstm-tweets-predict --checkpoint best.ckpt --file tweets.txt|tweets.csv [--output scores.csv]
+
+The checkpoint carries the vocabulary, tokenizer options and count statistics; no training data is
+needed. It is loaded with `weights_only=True`, so a checkpoint file cannot run code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lstm_tweets.data.datamodule import TweetDataModule
+from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.io import read_table
+from lstm_tweets.model import LSTMClassifier
+
+DATAMODULE_KEY = TweetDataModule.__qualname__
+
+
+def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDataModule]:
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"{path}: not a checkpoint that loads safely ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    if not isinstance(checkpoint, dict) or DATAMODULE_KEY not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise DataError(f"{path}: not an lstm_tweets checkpoint (no {DATAMODULE_KEY} state or hyper_parameters); "
+                        "use checkpoints/best.ckpt from an lstm-tweets-train run")
+    hp = checkpoint["hyper_parameters"]
+    datamodule = TweetDataModule()
+    datamodule.load_state_dict(checkpoint[DATAMODULE_KEY])
+    net = LSTMClassifier(hp["vocab_size"], hp["embedding_dim"], hp["num_classes"], hp["hidden_dim"], hp["num_layers"],
+                         hp["dropout"], hp["bidirectional"], hp["n_count_features"] if hp["concat_counts"] else 0)
+    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise DataError(f"{path}: weights do not fit the model its hyper_parameters describe: {err}") from err
+    return net.eval(), datamodule
+
+
+@torch.no_grad()
+def predict_proba(net: LSTMClassifier, datamodule: TweetDataModule, texts: list[str],
+                  retweet_counts=None, favorite_counts=None) -> torch.Tensor:
+    ids, lengths, counts = datamodule.encode_texts(texts, retweet_counts, favorite_counts)
+    return net(ids, lengths, counts).softmax(dim=1)
+
+
+def read_texts(path: str) -> tuple[list[str], pd.DataFrame | None]:
+    """A CSV/Parquet with a `text` column, or a plain file with one tweet per line."""
+    if Path(path).suffix.lower() in (".csv", ".parquet", ".json", ".gz"):
+        table = read_table(path, keep_default_na=False)
+        if "text" not in table.columns:
+            raise DataError(f"{path}: no 'text' column; found {list(table.columns)}")
+        return table["text"].astype(str).tolist(), table
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: file not found") from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 text") from err
+    return lines, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lstm-tweets-predict", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a best.ckpt or last.ckpt of a training run")
+    parser.add_argument("--text", action="append", default=[], help="a tweet (repeatable)")
+    parser.add_argument("--file", help="one tweet per line, or a CSV with a text column")
+    parser.add_argument("--output", help="write a CSV instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        texts, table = list(args.text), None
+        if args.file:
+            file_texts, table = read_texts(args.file)
+            texts += file_texts
+        if not texts:
+            raise DataError("nothing to score: give --text and/or --file")
+        net, datamodule = load_predictor(args.checkpoint)
+        counts = {}
+        if table is not None and not args.text:
+            counts = {c: pd.to_numeric(table[c], errors="coerce").fillna(0).to_numpy()
+                      for c in ("retweet_count", "favorite_count") if c in table}
+        probs = predict_proba(net, datamodule, texts, counts.get("retweet_count"), counts.get("favorite_count"))
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = pd.DataFrame({"text": texts, "p_up": probs[:, 1].numpy().round(4)})
+    if probs.shape[1] == 3:
+        result["p_flat"] = probs[:, 2].numpy().round(4)
+    if args.output:
+        tmp = Path(args.output).with_name(f".{Path(args.output).name}.tmp")
+        result.to_csv(tmp, index=False)
+        tmp.replace(args.output)
+    else:
+        with pd.option_context("display.max_colwidth", 80, "display.width", 160):
+            print(result.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The network: it reads the state after the last real token, and its embedding is built as asked."""
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_tweets.model import LSTMClassifier, TweetLSTMModule
+
+VOCAB, DIM, HIDDEN = 30, 8, 12
+
+
+def classifier(**kwargs) -> LSTMClassifier:
+    torch.manual_seed(0)
+    return LSTMClassifier(VOCAB, DIM, hidden_dim=HIDDEN, dropout=0.0, **kwargs).eval()
+
+
+def padded(rows: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.zeros(len(rows), width, dtype=torch.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    return ids, torch.tensor([len(r) for r in rows], dtype=torch.int64)
+
+
+ROWS = [[5, 9, 2, 7], [3, 11], [4, 4, 8, 20, 6, 1, 13]]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"bidirectional": True}, {"num_layers": 2, "bidirectional": True}]
+)
+@torch.no_grad()
+def test_padding_does_not_change_the_output(kwargs):
+    net = classifier(**kwargs)
+    ids, lengths = padded(ROWS, width=15)
+    batch = net(ids, lengths)
+    for i, row in enumerate(ROWS):
+        alone = net(*padded([row], width=len(row)))
+        torch.testing.assert_close(batch[i], alone[0], rtol=0, atol=1e-6)
+    # The padding is not ignored by accident: reading it as tokens changes the answer.
+    as_tokens = net(ids, torch.full_like(lengths, ids.shape[1]))
+    assert not torch.allclose(as_tokens, batch, atol=1e-4)
+
+
+@torch.no_grad()
+def test_output_is_the_head_of_the_state_after_the_last_real_token():
+    net = classifier()
+    ids, lengths = padded(ROWS, width=10)
+    out = net(ids, lengths)
+    for i, row in enumerate(ROWS):
+        states, _ = net.lstm(net.embedding(torch.tensor([row])))
+        torch.testing.assert_close(out[i], net.head(states[0, -1]), rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_bidirectional_head_reads_both_directions():
+    net = classifier(bidirectional=True)
+    assert net.head.in_features == 2 * HIDDEN
+    ids, lengths = padded(ROWS, width=10)
+    out = net(ids, lengths)
+    assert out.shape == (len(ROWS), 2)
+    # The backward direction's final state is the one after reading the first token.
+    row = ROWS[0]
+    states, _ = net.lstm(net.embedding(torch.tensor([row])))
+    state = torch.cat([states[0, -1, :HIDDEN], states[0, 0, HIDDEN:]])
+    torch.testing.assert_close(out[0], net.head(state), rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_count_features_widen_the_head_and_change_the_output():
+    plain, with_counts = classifier(), classifier(n_count_features=2)
+    assert plain.head.in_features == HIDDEN
+    assert with_counts.head.in_features == HIDDEN + 2
+    ids, lengths = padded(ROWS, width=10)
+    low = with_counts(ids, lengths, torch.zeros(len(ROWS), 2))
+    high = with_counts(ids, lengths, torch.full((len(ROWS), 2), 3.0))
+    assert not torch.allclose(low, high)
+
+
+def test_module_concat_counts_switches_the_count_features():
+    on = TweetLSTMModule(VOCAB, DIM, hidden_dim=HIDDEN, concat_counts=True, n_count_features=2)
+    off = TweetLSTMModule(VOCAB, DIM, hidden_dim=HIDDEN, concat_counts=False, n_count_features=2)
+    assert on.net.head.in_features == HIDDEN + 2
+    assert off.net.head.in_features == HIDDEN
+
+
+@torch.no_grad()
+def test_lengths_as_int64_tensor_are_accepted():
+    net = classifier()
+    ids, lengths = padded(ROWS, width=10)
+    assert lengths.dtype == torch.int64
+    # Lengths on the batch's device (CPU here) are moved to the CPU for packing, as required.
+    out = net(ids, lengths.to(ids.device))
+    assert out.shape == (len(ROWS), 2)
+    assert torch.isfinite(out).all()
+
+
+def test_embedding_starts_from_the_matrix():
+    matrix = np.random.default_rng(0).normal(size=(VOCAB, DIM)).astype(np.float32)
+    net = LSTMClassifier(VOCAB, DIM, hidden_dim=HIDDEN, embedding_matrix=matrix)
+    np.testing.assert_array_equal(net.embedding.weight.detach().numpy(), matrix)
+    with pytest.raises(ValueError, match="shape"):
+        LSTMClassifier(VOCAB, DIM + 1, hidden_dim=HIDDEN, embedding_matrix=matrix)
+
+
+def one_training_step(trainable: bool) -> tuple[torch.Tensor, TweetLSTMModule]:
+    matrix = np.random.default_rng(1).normal(size=(VOCAB, DIM)).astype(np.float32)
+    module = TweetLSTMModule(
+        VOCAB,
+        DIM,
+        hidden_dim=HIDDEN,
+        lr=0.1,
+        embedding_matrix=matrix,
+        trainable_embedding=trainable,
+    )
+    before = module.net.embedding.weight.detach().clone()
+    optimizer = module.configure_optimizers()
+    ids, lengths = padded(ROWS, width=10)
+    batch = {"ids": ids, "lengths": lengths, "label": torch.tensor([0, 1, 1])}
+    loss = torch.nn.functional.cross_entropy(module(batch), batch["label"])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return before, module
+
+
+def test_frozen_embedding_stays_put_while_the_rest_learns():
+    before, module = one_training_step(trainable=False)
+    assert module.net.embedding.weight.requires_grad is False
+    torch.testing.assert_close(module.net.embedding.weight.detach(), before, rtol=0, atol=0)
+    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert trainable and not any(name.startswith("net.embedding") for name in trainable)
+
+
+def test_trainable_embedding_moves():
+    before, module = one_training_step(trainable=True)
+    assert module.net.embedding.weight.requires_grad is True
+    assert not torch.allclose(module.net.embedding.weight.detach(), before)

@@ -1,0 +1,384 @@
+"""The crash-safe Optuna sweep (`hparams_search=optuna`, lstm_tweets/sweeper.py), run for real:
+Hydra multirun subprocesses on a real SQLite file (and a real PostgreSQL server when installed),
+killed with SIGKILL, resumed, shared by two workers, and pointed at storages that fail."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+TRAIN = Path(sys.executable).with_name("lstm-tweets-train")
+STUDY = "lstm_tweets_sweep"  # lstm_tweets_${study}, study=sweep in conf/hparams_search/optuna.yaml
+
+# A sweep of trials that each take a couple of seconds: tiny model, a few batches, one epoch.
+TINY = [
+    "-m",
+    "hparams_search=optuna",
+    "debug=limit",
+    "trainer.max_epochs=1",
+    "trainer.limit_val_batches=1",
+    "data.batch_size=16",
+    "embedding=random",
+    "embedding.dim=8",
+    "model.hidden_dim=8",
+    "callbacks.rich_progress_bar=null",
+    "hydra/sweeper/sampler=grid",
+]
+
+
+def search_space(**params: str) -> list[str]:
+    """Overrides that REPLACE the config's search space (assigning a dict would merge into it)."""
+    entries = ",".join(f"{name}:'{spec}'" for name, spec in params.items())
+    return ["hydra.sweeper.params=null", f"+hydra.sweeper.params={{{entries}}}"]
+
+
+class Sweeps:
+    """Starts sweep subprocesses (each in its own session, so a kill takes its children too)
+    and kills whatever is still running at teardown."""
+
+    def __init__(self, root: Path, cache_dir: Path):
+        self.root, self.cache_dir = root, cache_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def command(self, sweep_dir: str, *overrides: str) -> list[str]:
+        return [
+            str(TRAIN),
+            *TINY,
+            f"paths.log_dir={self.root}",
+            f"paths.cache_dir={self.cache_dir}",
+            f"hydra.sweep.dir={self.root / sweep_dir}",
+            *overrides,
+        ]
+
+    def start(self, sweep_dir: str, *overrides: str) -> subprocess.Popen:
+        log = open(self.root / f"{sweep_dir}.log", "wb")  # a file, not a pipe: no pipe can fill up
+        proc = subprocess.Popen(
+            self.command(sweep_dir, *overrides),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        proc.log_path = self.root / f"{sweep_dir}.log"
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def wait(self, proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(proc)
+            pytest.fail(f"the sweep did not finish within {timeout}s:\n{self.output(proc)[-4000:]}")
+        return code, self.output(proc)
+
+    def run(self, sweep_dir: str, *overrides: str, timeout: float = 120) -> tuple[int, str]:
+        return self.wait(self.start(sweep_dir, *overrides), timeout)
+
+    @staticmethod
+    def output(proc) -> str:
+        return proc.log_path.read_text(errors="replace")
+
+    @staticmethod
+    def kill(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            self.kill(proc)
+
+
+@pytest.fixture(scope="module")
+def warm_cache(cache_dir):
+    """The synthetic sample and the interval-5 labels, built once before workers race for them
+    (concurrent first builds of one cache entry are not what these tests are about)."""
+    from hydra import compose, initialize_config_dir
+
+    from lstm_tweets.train import build
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf)):
+        cfg = compose("train", overrides=[f"paths.cache_dir={cache_dir}", "embedding=random"])
+    build(cfg.data, _convert_="all").prepare_data()  # data.interval=5: the sweeps below keep it
+    return cache_dir
+
+
+@pytest.fixture
+def sweeps(tmp_path, warm_cache):
+    runner = Sweeps(tmp_path, warm_cache)
+    yield runner
+    runner.close()
+
+
+def sqlite_url(root: Path) -> str:
+    return f"sqlite:///{root / 'optuna.db'}"  # the config's default: ${paths.log_dir}/optuna.db
+
+
+def trial_states(db: Path) -> dict[int, str]:
+    """{number: state} read straight from the SQLite file, read-only, while a sweep writes it."""
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return dict(con.execute("SELECT number, state FROM trials").fetchall())
+    except sqlite3.OperationalError:  # tables not created yet, or busy
+        return {}
+
+
+def complete_params(study: optuna.Study) -> list[tuple]:
+    return [
+        tuple(sorted(t.params.items())) for t in study.get_trials(states=(TrialState.COMPLETE,))
+    ]
+
+
+def job_dirs_with_metrics(root: Path) -> list[Path]:
+    return sorted(root.rglob("metrics.json"))
+
+
+# ---- 1. kill -9 in the middle of a trial, then resume ----------------------------------------
+def test_killed_sweep_resumes_to_exactly_n_complete_trials(sweeps, tmp_path):
+    heartbeat = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    space = search_space(**{"data.interval": "choice(5,10,15)"})
+    overrides = ["hydra.sweeper.n_trials=3", *space, *heartbeat]
+    db = tmp_path / "optuna.db"
+
+    first = sweeps.start("sw1", *overrides)
+    deadline = time.monotonic() + 120
+    while True:  # until trial 0 is COMPLETE and trial 1 is training (Hydra made its job folder)
+        states = trial_states(db)
+        training = states.get(1) == "RUNNING" and (tmp_path / "sw1" / "1").is_dir()
+        if states.get(0) == "COMPLETE" and training:
+            break
+        if first.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(
+                f"never saw trial 0 complete and trial 1 training: {states}\n{sweeps.output(first)[-4000:]}"
+            )
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+
+    study = optuna.load_study(study_name=STUDY, storage=sqlite_url(tmp_path))
+    before = {t.number: t for t in study.get_trials()}
+    assert [before[n].state for n in sorted(before)] == [TrialState.COMPLETE, TrialState.RUNNING], (
+        before
+    )
+    done_params = before[0].params
+    assert not (tmp_path / "sw1" / "optimization_results.yaml").exists()
+
+    time.sleep(3)  # past the 2 s grace period (SQLite stamps heartbeats to the second)
+    code, out = sweeps.run("sw2", *overrides)
+    assert code == 0, out[-4000:]
+    assert "Marked 1 stale trial(s) of a crashed run as failed: [1]" in out
+
+    study = optuna.load_study(study_name=STUDY, storage=sqlite_url(tmp_path))
+    after = {t.number: t for t in study.get_trials()}
+    complete = complete_params(study)
+    assert len(complete) == 3, after
+    assert len(set(complete)) == 3, f"a parameter set ran twice: {complete}"
+    assert {dict(p)["data.interval"] for p in complete} == {5, 10, 15}
+    assert after[1].state == TrialState.FAIL  # the killed trial: failed, not left RUNNING
+    assert after[0].state == TrialState.COMPLETE and after[0].params == done_params  # not redone...
+    assert complete.count(tuple(sorted(done_params.items()))) == 1  # ...nor repeated later
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    results = yaml.safe_load((tmp_path / "sw2" / "optimization_results.yaml").read_text())
+    assert results["n_complete"] == 3 and results["n_failed"] == 1
+
+
+# ---- 2. two workers on one storage ------------------------------------------------------------
+def test_two_workers_share_the_total(sweeps, tmp_path):
+    space = search_space(**{"model.dropout": "choice(0.1,0.2,0.3,0.5)"})
+    overrides = ["hydra.sweeper.n_trials=4", *space]
+    workers = [sweeps.start(f"worker{i}", *overrides) for i in (1, 2)]
+    results = [sweeps.wait(w, timeout=150) for w in workers]
+    for code, out in results:
+        assert code == 0, out[-4000:]
+
+    study = optuna.load_study(study_name=STUDY, storage=sqlite_url(tmp_path))
+    complete = complete_params(study)
+    assert len(complete) == 4, [(t.number, t.state, t.params) for t in study.get_trials()]
+    assert len(set(complete)) == 4, f"both workers ran one grid point: {complete}"
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.FAIL))
+    assert len(job_dirs_with_metrics(tmp_path)) == 4  # no trial beyond the 4 was trained
+
+
+# ---- 3. PostgreSQL --------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server (Debian's packages) on 127.0.0.1; yields a database URL."""
+    initdbs = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not initdbs:
+        pytest.skip(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); apt-get install postgresql"
+        )
+    bindir = Path(max(initdbs, key=lambda p: float(Path(p).parts[-3]))).parent
+    run_as: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="sweep-pg-"))
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+
+    def pg(*args: str) -> None:
+        subprocess.run([*run_as, *args], check=True, capture_output=True, timeout=60)
+
+    try:
+        pg(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "sweeper",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off"
+        pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
+    except subprocess.CalledProcessError as err:
+        log = folder / "server.log"
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(
+            f"PostgreSQL did not start: {err.stderr.decode(errors='replace')}"
+            f"{log.read_text() if log.exists() else ''}"
+        )
+    try:
+        import psycopg2
+
+        con = psycopg2.connect(host="127.0.0.1", port=port, user="sweeper", dbname="postgres")
+        con.autocommit = True
+        con.cursor().execute("CREATE DATABASE optuna_sweep")
+        con.close()
+        yield f"postgresql://sweeper@127.0.0.1:{port}/optuna_sweep"
+    finally:
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_storage(sweeps, postgres_url):
+    space = search_space(**{"model.dropout": "choice(0.2,0.5)"})
+    code, out = sweeps.run(
+        "pg", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={postgres_url}", *space
+    )
+    assert code == 0, out[-4000:]
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the project installs psycopg2
+    study = optuna.load_study(
+        study_name=STUDY, storage=postgres_url.replace("postgresql://", "postgresql+psycopg2://")
+    )
+    assert len(complete_params(study)) == 2
+    assert len(set(complete_params(study))) == 2
+
+
+# ---- 4. an unreachable storage ----------------------------------------------------------------
+def test_unreachable_storage_fails_before_training(sweeps, tmp_path):
+    started = time.monotonic()
+    code, out = sweeps.run(
+        "bad",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none",
+        *search_space(**{"model.dropout": "choice(0.2,0.5)"}),
+        timeout=90,
+    )
+    assert code != 0
+    assert "Optuna storage 'postgresql://nobody@127.0.0.1:1/none' cannot be opened" in out, out[
+        -4000:
+    ]
+    assert (
+        "OperationalError" in out and "Connection refused" in out
+    )  # reached the server's port: none there
+    assert "Check hydra.sweeper.storage" in out
+    assert "Launching" not in out  # no job was handed to the launcher...
+    assert not job_dirs_with_metrics(tmp_path)  # ...and none trained
+    assert time.monotonic() - started < 60
+
+
+# ---- 5. every trial fails ---------------------------------------------------------------------
+def test_sweep_of_failing_trials_stops_with_a_summary(sweeps, tmp_path):
+    code, out = sweeps.run(
+        "failing",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "data.ties=bogus",
+        *search_space(**{"model.dropout": "choice(0.2,0.5)"}),
+        timeout=120,
+    )
+    assert code != 0
+    assert "2 trial(s) failed (max_failure_rate=1.0)" in out, out[-4000:]
+    assert out.count("DataError: data.ties='bogus'") >= 2  # each failure, with its cause
+    study = optuna.load_study(study_name=STUDY, storage=sqlite_url(tmp_path))
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]
+    assert not job_dirs_with_metrics(tmp_path)
+
+
+# ---- stale trials, in process: the two ways a killed worker leaves a RUNNING trial ------------
+def test_fail_stale_marks_dead_trials_failed(tmp_path):
+    from lstm_tweets.sweeper import ResumableOptunaSweeperImpl, open_storage
+
+    storage = open_storage(
+        f"sqlite:///{tmp_path / 'stale.db'}", heartbeat_interval=1, grace_period=1
+    )
+    study = optuna.create_study(study_name="stale", storage=storage)
+    ask = ResumableOptunaSweeperImpl.ask
+    silent = ask(study)  # died before its first heartbeat: Optuna's fail_stale_trials skips it
+    stopped = ask(study)
+    storage.record_heartbeat(stopped._trial_id)  # died after beating once
+    ResumableOptunaSweeperImpl.fail_stale(study, storage)
+    assert [t.state for t in study.get_trials()] == [
+        TrialState.RUNNING
+    ] * 2  # within the grace period
+    time.sleep(2.2)  # SQLite stamps heartbeats to the whole second
+    alive = ask(study)
+    storage.record_heartbeat(alive._trial_id)
+    ResumableOptunaSweeperImpl.fail_stale(study, storage)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {
+        silent.number: TrialState.FAIL,
+        stopped.number: TrialState.FAIL,
+        alive.number: TrialState.RUNNING,
+    }
