@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torchmetrics import MetricCollection
@@ -53,19 +53,24 @@ def stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
                              "mcc": MatthewsCorrCoef(**task)}, prefix=prefix)
 
 
+def build_torch_optim(config: dict, **kwargs):
+    """An optimizer or scheduler from its config dict; `_partial_` is moot once the kwargs are here."""
+    config = {k: v for k, v in config.items() if k != "_partial_"}
+    return instantiate(config, **kwargs, _execution_whitelist_=["torch.optim.*"])
+
+
 class TweetLSTMModule(pl.LightningModule):
     def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int = 2, hidden_dim: int = 128,
                  num_layers: int = 1, dropout: float = 0.5, bidirectional: bool = False, concat_counts: bool = False,
                  n_count_features: int = 2, trainable_embedding: bool = True, lr: float = 3e-4,
                  class_counts: list[int] | None = None, balance_classes: bool = False,
-                 optimizer: Callable | None = None, scheduler: Callable | None = None,
+                 optimizer: dict | None = None, scheduler: dict | None = None,
                  embedding_matrix: np.ndarray | None = None, name: str = "lstm"):
         super().__init__()
-        self.save_hyperparameters(ignore=["embedding_matrix", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["embedding_matrix"], logger=False)
         self.net = LSTMClassifier(vocab_size, embedding_dim, num_classes, hidden_dim, num_layers, dropout,
                                   bidirectional, n_count_features if concat_counts else 0, embedding_matrix,
                                   trainable_embedding)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         weights = None
         if balance_classes and class_counts:
             counts = torch.tensor(class_counts, dtype=torch.float32).clamp(min=1)
@@ -86,7 +91,8 @@ class TweetLSTMModule(pl.LightningModule):
         metrics.update(scores, batch["label"])
         on_step = stage == "train"
         size = len(batch["label"])
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size,
+                 sync_dist=not on_step)
         return loss, probs
 
     def training_step(self, batch, batch_idx):
@@ -103,7 +109,7 @@ class TweetLSTMModule(pl.LightningModule):
         return self(batch).softmax(dim=1)
 
     def _log_epoch(self, stage: str) -> None:
-        self.log_dict(self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val")
+        self.log_dict(self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val", sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
 
     def on_train_epoch_end(self):
@@ -119,11 +125,17 @@ class TweetLSTMModule(pl.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self):
-        factory = self.optimizer_factory or (lambda params: torch.optim.Adam(params, lr=self.hparams.lr))
-        optimizer = factory(params=[p for p in self.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
+        # The optimizer and scheduler arrive as plain config dicts (`_target_`, `_partial_`), not as
+        # factories: dicts pickle, so the module can travel to DDP-spawned processes.
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.hparams.optimizer is None:
+            optimizer = torch.optim.Adam(params, lr=self.hparams.lr)
+        else:
+            optimizer = build_torch_optim(self.hparams.optimizer, params=params)
+        if self.hparams.scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}}
+        scheduler = build_torch_optim(self.hparams.scheduler, optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # Lightning does not checkpoint the random generators; saving them makes a resumed run draw the
     # same dropout masks as an uninterrupted one.

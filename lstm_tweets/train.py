@@ -70,11 +70,16 @@ def train(cfg: DictConfig) -> dict:
 
 def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
     matrix = datamodule.embedding_matrix
+    # The optimizer and scheduler configs stay plain dicts, built in configure_optimizers: Hydra's
+    # partial factories cannot be pickled, and DDP-spawn pickles the module.
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    optim = {key: model_cfg.pop(key, None) for key in ("optimizer", "scheduler")}
     model = build(
-        cfg.model, _convert_="all", vocab_size=matrix.shape[0], embedding_dim=matrix.shape[1], num_classes=datamodule.num_classes,
+        model_cfg, _convert_="all", vocab_size=matrix.shape[0], embedding_dim=matrix.shape[1], num_classes=datamodule.num_classes,
         embedding_matrix=matrix, class_counts=datamodule.class_counts,
         trainable_embedding=bool(cfg.embedding.get("trainable", True)),
     )
+    model.hparams.update(optim)  # passed to build(), Hydra would turn them back into factories
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.get("track_test_every_epoch"):
         callbacks.append(MaxOverEpochsTestAccuracy())
@@ -86,10 +91,16 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
     checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
     best_path = checkpoint.best_model_path if checkpoint else ""
     info = {"best_epoch": None, "selected_by": "last weights (no checkpoint)"}
+    best_score = None
     if best_path:
-        info["best_epoch"] = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"])
+        # Read from the file: after DDP-spawn this process holds the path but not the score.
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        state = next(v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint")
+                     and v.get("monitor") == checkpoint.monitor)
+        best_score = float(state["best_model_score"])
+        info["best_epoch"] = int(best["epoch"])
         info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
-        info[f"{checkpoint.monitor.replace('/', '_')}_best"] = float(checkpoint.best_model_score)
+        info[f"{checkpoint.monitor.replace('/', '_')}_best"] = best_score
     info["epochs_trained"] = int(trainer.current_epoch)
     tracker = next((c for c in callbacks if isinstance(c, MaxOverEpochsTestAccuracy)), None)
     if tracker is not None and tracker.accuracies:
@@ -97,7 +108,7 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         info["test_accuracy_max_over_epochs"] = max(tracker.accuracies)
         info["test_accuracy_per_epoch"] = tracker.accuracies
     info["optimized_metric"] = cfg.optimized_metric
-    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint)
+    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint, best_score)
     if trainer.world_size > 1 and torch.distributed.is_initialized():
         # Only rank 0 tests and writes; the others leave the process group so that no metric
         # waits on them.
@@ -148,10 +159,10 @@ class MaxOverEpochsTestAccuracy(pl.Callback):
         self.accuracies.append(correct / total)
 
 
-def optimized_value(cfg: DictConfig, trainer: pl.Trainer, checkpoint) -> float | None:
+def optimized_value(cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None) -> float | None:
     """The sweep's objective: the best epoch's value when the checkpoint tracks that metric."""
-    if checkpoint is not None and checkpoint.monitor == cfg.optimized_metric and checkpoint.best_model_score is not None:
-        return float(checkpoint.best_model_score)
+    if checkpoint is not None and checkpoint.monitor == cfg.optimized_metric and best_score is not None:
+        return best_score
     value = trainer.callback_metrics.get(cfg.optimized_metric)
     return None if value is None else float(value)
 

@@ -68,7 +68,12 @@ def build_everything(cfg) -> dict:
     datamodule = build(cfg.data, _convert_="all")
     assert isinstance(datamodule, TweetDataModule)
     built = {"data": datamodule}
-    if cfg.model.get("_target_"):
+    if cfg.model.get("baseline"):
+        # Baselines are functions that train.run_baseline looks up by name, not objects.
+        from lstm_tweets.baselines import BASELINES
+
+        assert cfg.model.baseline in BASELINES
+    else:
         dim = int(cfg.embedding.dim)
         built["model"] = build(
             cfg.model,

@@ -1,0 +1,188 @@
+"""Baselines that run through the same app, splits and metrics.json as the LSTM (`model=<name>`):
+
+- `majority`: the train split's majority class for every tweet: the floor any model must beat;
+- `momentum`: no text at all: up if the market rose over the N minutes before the tweet, down if
+  it fell (the train majority class where that return is 0 or unknown): does the text add anything
+  over the price trend the tweet lands in?
+- `tfidf_logreg`: TF-IDF of our tokens + logistic regression: a strong linear text model, with C
+  chosen on validation accuracy.
+
+Each baseline is a function `(model_cfg, datamodule) -> (scores, info)`: `scores(index)` gives
+class probabilities for rows of `datamodule.frame`, and `info` goes into metrics.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from lstm_tweets.data.datamodule import COUNT_COLUMNS
+from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.labels import DOWN, UP
+from lstm_tweets.data.text import tokenize
+from lstm_tweets.model import stage_metrics
+
+log = logging.getLogger("lstm_tweets.baselines")
+
+Scores = Callable[[np.ndarray], np.ndarray]
+
+
+def run_baseline(cfg: DictConfig, datamodule) -> tuple[dict | None, dict]:
+    """Fit the baseline `cfg.model.baseline` on train (choosing any knob on validation), then
+    score test once. Returns `(test_out, fit_info)` as `train.fit_and_test` does."""
+    name = cfg.model.baseline
+    if name not in BASELINES:
+        raise ValueError(f"model.baseline={name!r}; expected one of {sorted(BASELINES)}")
+    scores, info = BASELINES[name](cfg.model, datamodule)
+    split, labels, k = datamodule.split, datamodule.labels, datamodule.num_classes
+
+    val_metrics = evaluate(scores(split.val), labels[split.val], k, "val/")
+    fit_info = {
+        "baseline": name,
+        **info,
+        "val_metrics": val_metrics,
+        "best_epoch": None,
+        "optimized_metric": cfg.optimized_metric,
+        "optimized_value": val_metrics.get(cfg.optimized_metric),
+    }
+    fit_info.setdefault("selected_by", "nothing to select (no fitted knobs)")
+    log.info("%s: validation %s", name, val_metrics)
+    if not cfg.get("test", True):
+        return None, fit_info
+    test_out = {
+        "index": split.test,
+        "label": labels[split.test],
+        "probs": scores(split.test),
+        "metrics": None,
+    }
+    test_out["metrics"] = evaluate(test_out["probs"], test_out["label"], k, "test/")
+    return test_out, fit_info
+
+
+def evaluate(probs: np.ndarray, labels: np.ndarray, num_classes: int, prefix: str) -> dict:
+    """acc, f1, auroc, mcc with the LSTM's own torchmetrics definitions, plus the mean
+    cross-entropy; None where a metric is undefined (the loss of hard 0/1 predictions)."""
+    metrics = stage_metrics(num_classes, prefix)
+    probs_t = torch.as_tensor(probs, dtype=torch.float32)
+    scores = probs_t[:, 1] if num_classes == 2 else probs_t
+    metrics.update(scores, torch.as_tensor(labels, dtype=torch.int64))
+    out = {key: float(value) for key, value in metrics.compute().items()}
+    if len(np.unique(labels)) < 2:
+        out[f"{prefix}auroc"] = math.nan  # one class only: AUROC is undefined
+    p_true = probs[np.arange(len(labels)), labels].astype("float64")
+    out[f"{prefix}loss"] = float(-np.mean(np.log(p_true))) if (p_true > 0).all() else math.nan
+    return {key: None if math.isnan(value) else value for key, value in out.items()}
+
+
+def one_hot(classes: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[classes]
+
+
+# ---- the baselines ---------------------------------------------------------------------------
+def majority(model_cfg: DictConfig, datamodule) -> tuple[Scores, dict]:
+    # `datamodule.majority_class` counts `datamodule.labels`, i.e. after the shuffled-label control.
+    majority_class = datamodule.majority_class
+    return lambda index: one_hot(np.full(len(index), majority_class), datamodule.num_classes), {}
+
+
+def momentum(model_cfg: DictConfig, datamodule) -> tuple[Scores, dict]:
+    frame = datamodule.frame
+    if "prior_return_bps" not in frame:
+        raise DataError(
+            "model=momentum needs prices: data=prelabeled has none (it needs the market return "
+            "over the N minutes before each tweet; use data=archive with a prices file)"
+        )
+    prior = frame["prior_return_bps"].to_numpy("float64")
+    predicted = np.full(len(prior), datamodule.majority_class, dtype=np.int64)
+    predicted[prior > 0] = UP
+    predicted[prior < 0] = DOWN
+    # A zero return says nothing, and NaN means the prior window starts before the session opens.
+    fell_back = ~(prior > 0) & ~(prior < 0)
+    split = datamodule.split
+    info = {
+        "momentum_fallback_class": datamodule.majority_class,
+        "momentum_fallback_val": int(fell_back[split.val].sum()),
+        "momentum_fallback_test": int(fell_back[split.test].sum()),
+        "selected_by": "fixed rule: sign of the return over the interval before the tweet",
+    }
+    return lambda index: one_hot(predicted[index], datamodule.num_classes), info
+
+
+def tfidf_logreg(model_cfg: DictConfig, datamodule) -> tuple[Scores, dict]:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    frame, split = datamodule.frame, datamodule.split
+    texts = frame["text"].to_numpy(dtype=object)
+    vectorizer = TfidfVectorizer(
+        tokenizer=partial(tokenize, **datamodule.tokenizer.to_dict()),
+        lowercase=False,  # `tokenize` already applies data.lowercase
+        token_pattern=None,
+        min_df=model_cfg.min_df,
+        ngram_range=tuple(model_cfg.ngram_range),
+        max_features=model_cfg.max_features,
+    )
+    vectorizer.fit(texts[split.train])  # vocabulary and IDF from train only, like our Vocab
+    counts = None
+    if model_cfg.concat_counts:
+        # The LSTM's count features: log1p, standardized with train statistics.
+        raw = np.log1p(frame[list(COUNT_COLUMNS)].to_numpy("float64"))
+        counts = (raw - datamodule.count_mean) / datamodule.count_std
+
+    def features(index: np.ndarray):
+        x = vectorizer.transform(texts[index])
+        return (
+            sparse.hstack([x, sparse.csr_matrix(counts[index])]).tocsr()
+            if counts is not None
+            else x
+        )
+
+    labels = datamodule.labels  # train labels as the leak control left them
+    x_train, y_train = features(split.train), labels[split.train]
+    if len(np.unique(y_train)) < 2:
+        raise DataError(
+            f"model=tfidf_logreg: the train split holds one class only ({np.unique(y_train)})"
+        )
+    x_val, y_val = features(split.val), labels[split.val]
+
+    def fit(c: float):
+        model = LogisticRegression(
+            C=c,
+            max_iter=2000,
+            class_weight="balanced" if model_cfg.get("balance_classes") else None,
+            random_state=int(datamodule.seed),
+        )
+        return model.fit(x_train, y_train)
+
+    def probabilities(model, x) -> np.ndarray:
+        # Columns for every class, also one that train lacked (e.g. no flat tweets).
+        probs = np.zeros((x.shape[0], datamodule.num_classes), dtype=np.float32)
+        probs[:, model.classes_] = model.predict_proba(x)
+        return probs
+
+    fitted, val_accuracy = {}, {}
+    for c in model_cfg.C_grid:
+        fitted[c] = fit(float(c))
+        val_accuracy[c] = float(np.mean(probabilities(fitted[c], x_val).argmax(axis=1) == y_val))
+    best = max(model_cfg.C_grid, key=lambda c: val_accuracy[c])  # ties: the first (smallest) C
+    info = {
+        "tfidf_C": float(best),
+        "tfidf_val_accuracy_by_C": {str(c): a for c, a in val_accuracy.items()},
+        "tfidf_n_features": int(x_train.shape[1]),
+        "selected_by": f"C={best} of C_grid={list(model_cfg.C_grid)} by validation accuracy",
+    }
+    return lambda index: probabilities(fitted[best], features(index)), info
+
+
+BASELINES: dict[str, Callable[[DictConfig, object], tuple[Scores, dict]]] = {
+    "majority": majority,
+    "momentum": momentum,
+    "tfidf_logreg": tfidf_logreg,
+}
