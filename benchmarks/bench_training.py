@@ -71,7 +71,7 @@ def plain_epochs(dm: TweetDataModule, epochs: int, seed: int = 0) -> list[float]
     loader = dm.train_dataloader()
     times = []
     for epoch in range(epochs):
-        loader.sampler.set_epoch(epoch)
+        loader.batch_sampler.set_epoch(epoch)
         net.train()
         start = time.perf_counter()
         correct = 0

@@ -55,14 +55,14 @@ def run_baseline(cfg: DictConfig, datamodule) -> tuple[dict | None, dict]:
     log.info("%s: validation %s", name, val_metrics)
     if not cfg.get("test", True):
         return None, fit_info
-    test_out = {
+    probs = scores(split.test)
+    test_metrics = evaluate(probs, labels[split.test], k, "test/")
+    return {
         "index": split.test,
         "label": labels[split.test],
-        "probs": scores(split.test),
-        "metrics": None,
-    }
-    test_out["metrics"] = evaluate(test_out["probs"], test_out["label"], k, "test/")
-    return test_out, fit_info
+        "probs": probs,
+        "metrics": test_metrics,
+    }, fit_info
 
 
 def evaluate(probs: np.ndarray, labels: np.ndarray, num_classes: int, prefix: str) -> dict:

@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,27 +91,48 @@ def open_storage(url: str | None, heartbeat_interval: int, grace_period: int | N
         return None
     url = str(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    try:
-        if url.startswith("sqlite"):
-            engine_kwargs["connect_args"] = {"timeout": 60}  # workers wait for each other's writes
-            database = sqlalchemy.engine.make_url(url).database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                # a fresh clone has no outputs/ for the default sqlite:///outputs/optuna.db
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                with_driver(url),
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period or 2 * heartbeat_interval,
-            )
-    except Exception as err:
-        first_line = (str(err).strip().splitlines() or [""])[0].rstrip(".")
-        raise SweepFailed(
-            f"Optuna storage '{safe_url(url)}' cannot be opened: {type(err).__name__}: "
-            f"{first_line}. Check hydra.sweeper.storage."
-        ) from None
+    for attempt in range(1, 6):
+        try:
+            if url.startswith("sqlite"):
+                engine_kwargs["connect_args"] = {
+                    "timeout": 60
+                }  # workers wait for each other's writes
+                database = sqlalchemy.engine.make_url(url).database
+                if database and database != ":memory:" and not database.startswith("file:"):
+                    # a fresh clone has no outputs/ for the default sqlite:///outputs/optuna.db
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    with_driver(url),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period or 2 * heartbeat_interval,
+                )
+        except Exception as err:
+            if attempt < 5 and creating_concurrently(err):
+                # Workers started together on a new database both create its tables; the loser
+                # finds them made ("already exists", a UNIQUE failure) and opens them next time.
+                log.info(
+                    f"Optuna storage busy being created by another worker; retrying: {err!r:.200}"
+                )
+                time.sleep(0.5 * attempt)
+                continue
+            first_line = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+            raise SweepFailed(
+                f"Optuna storage '{safe_url(url)}' cannot be opened: {type(err).__name__}: "
+                f"{first_line}. Check hydra.sweeper.storage."
+            ) from None
+
+
+def creating_concurrently(err: Exception) -> bool:
+    """Whether opening a storage failed because another process was creating its schema."""
+    if isinstance(err, sqlalchemy.exc.IntegrityError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, sqlalchemy.exc.OperationalError) and (
+        "already exists" in text or "database is locked" in text
+    )
 
 
 class ResumableGridSampler(optuna.samplers.GridSampler):

@@ -382,3 +382,48 @@ def test_fail_stale_marks_dead_trials_failed(tmp_path):
         stopped.number: TrialState.FAIL,
         alive.number: TrialState.RUNNING,
     }
+
+
+# ---- workers that open a new SQLite storage at the same instant --------------------------------
+@pytest.mark.parametrize(
+    "collision",
+    [
+        "(sqlite3.OperationalError) table studies already exists",
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: alembic_version.version_num",
+    ],
+)
+def test_storage_created_by_another_worker_meanwhile_is_opened(tmp_path, monkeypatch, collision):
+    """Two workers started together on a new SQLite file both create its tables; the loser fails
+    with one of these errors (about one start in four, measured with two real processes) and must
+    open the storage on a second try, while a storage that cannot be reached is not retried."""
+    import sqlalchemy.exc
+
+    from lstm_tweets import sweeper
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def colliding(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            real(url, **kwargs)  # the other worker creates the schema...
+            kind = (
+                sqlalchemy.exc.OperationalError
+                if "Operational" in collision
+                else sqlalchemy.exc.IntegrityError
+            )
+            raise kind("CREATE TABLE studies ...", {}, Exception(collision))  # ...as this one fails
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", colliding)
+    storage = sweeper.open_storage(
+        f"sqlite:///{tmp_path / 'new.db'}", heartbeat_interval=30, grace_period=None
+    )
+    assert len(calls) == 2 and storage is not None
+    optuna.create_study(study_name="opened", storage=storage)
+
+    calls.clear()
+    with pytest.raises(sweeper.SweepFailed, match="cannot be opened: OperationalError"):
+        sweeper.open_storage(
+            "postgresql://nobody@127.0.0.1:1/none", heartbeat_interval=30, grace_period=None
+        )
+    assert len(calls) == 1

@@ -139,6 +139,11 @@ class TweetDataModule(pl.LightningDataModule):
             if not self.tweets_path or not self.prices_path:
                 raise DataError("data=archive needs data.tweets_path and data.prices_path")
             tweets_path, prices_path = self.tweets_path, self.prices_path
+            for key, value in (("data.tweets_path", tweets_path), ("data.prices_path", prices_path)):
+                if not Path(value).expanduser().exists():
+                    raise DataError(f"{key}={value}: file not found (relative paths start at {Path.cwd()}). "
+                                    f"The real data lives in ../shared/data (see its README); point elsewhere "
+                                    f"with {key}=/path/to/file")
         tweets = load_tweets(tweets_path, report)
         prices = load_prices(prices_path, self.timestamp_column, self.prices_timezone, self.bar_minutes)
         return label_tweets(tweets, prices, self.interval, self.ties, self.dead_band_bps, self.include_retweets, report)
@@ -232,14 +237,9 @@ class TweetDataModule(pl.LightningDataModule):
             # epoch the fit loop runs next (the value Lightning passes to set_epoch): otherwise the
             # first resumed epoch would replay epoch 0's order.
             sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
-        if overfit:
-            # Overfitting wants the same batches every epoch. Lightning swaps any sampler that is not
-            # sequential for a per-sample one, which would break whole-batch slicing; a batch_sampler
-            # it leaves alone.
-            return DataLoader(dataset, batch_sampler=sampler, collate_fn=whole_batch, num_workers=self.num_workers,
-                              persistent_workers=self.num_workers > 0)
-        # batch_size=None: the sampler yields whole batches and the dataset slices them at once.
-        return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
+        # The sampler yields whole batches and the dataset slices each at once (`__getitems__`).
+        # As a batch_sampler it is left alone by Lightning (overfit_batches swaps any `sampler`).
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=whole_batch, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     # ---- facts the model and the reports need ---------------------------------------------------
@@ -338,6 +338,11 @@ class BatchIndexSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> BatchIndexSampler:
+        # Lightning calls set_epoch on `dataloader.batch_sampler.sampler`, not on the batch sampler.
+        return self
 
     def batches(self) -> list[np.ndarray]:
         n = len(self.lengths)

@@ -146,8 +146,9 @@ def prior_return_bps(t, open_t, starts, completes, closes, start_bar, interval, 
     """Market return over the N minutes before the tweet (same completed-bar rule), NaN where that
     window leaves the session. This feeds the momentum baseline."""
     before = t - interval * MINUTE_NS
-    prior_bar = np.maximum(np.searchsorted(completes, before, side="right") - 1, 0)
-    ok = (before >= open_t) & (starts[prior_bar] >= open_t) & (before - completes[prior_bar] < bar_ns)
+    found = np.searchsorted(completes, before, side="right") - 1
+    prior_bar = np.maximum(found, 0)
+    ok = (found >= 0) & (before >= open_t) & (starts[prior_bar] >= open_t) & (before - completes[prior_bar] < bar_ns)
     with np.errstate(invalid="ignore", divide="ignore"):
         value = (closes[start_bar] / closes[prior_bar] - 1.0) * 1e4
     return np.where(ok, value, np.nan)
