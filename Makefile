@@ -59,7 +59,7 @@ ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, the
 sweep: $(STAMP) ## Optuna sweep (validation accuracy); resumable; WORKERS=N runs N processes on one storage
 	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
 	for i in $$(seq 1 $(WORKERS)); do \
-	  $(TRAIN) hparams_search=optuna $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
+	  $(TRAIN) -m hparams_search=optuna hydra.sweeper.sampler.seed=$$i $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
 	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null \
 	    hydra.sweep.dir=outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
 	  sleep 2; \

@@ -244,6 +244,7 @@ def postgres_url():
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
+            folder.rmdir()
             pytest.skip("running as root and there is no 'postgres' user to run the server")
         os.chown(folder, user.pw_uid, user.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
@@ -279,11 +280,9 @@ def postgres_url():
         )
     except subprocess.CalledProcessError as err:
         log = folder / "server.log"
+        server_log = log.read_text(errors="replace") if log.exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(
-            f"PostgreSQL did not start: {err.stderr.decode(errors='replace')}"
-            f"{log.read_text() if log.exists() else ''}"
-        )
+        pytest.fail(f"PostgreSQL did not start: {err.stderr.decode(errors='replace')}{server_log}")
     try:
         import psycopg2
 
@@ -400,21 +399,23 @@ def test_storage_created_by_another_worker_meanwhile_is_opened(tmp_path, monkeyp
 
     from lstm_tweets import sweeper
 
-    real, calls = optuna.storages.RDBStorage, []
+    calls = []
+    kind = (
+        sqlalchemy.exc.OperationalError
+        if "Operational" in collision
+        else sqlalchemy.exc.IntegrityError
+    )
 
-    def colliding(url, **kwargs):
-        calls.append(url)
-        if len(calls) == 1:
-            real(url, **kwargs)  # the other worker creates the schema...
-            kind = (
-                sqlalchemy.exc.OperationalError
-                if "Operational" in collision
-                else sqlalchemy.exc.IntegrityError
-            )
-            raise kind("CREATE TABLE studies ...", {}, Exception(collision))  # ...as this one fails
-        return real(url, **kwargs)
+    class Colliding(optuna.storages.RDBStorage):
+        def __init__(self, url, **kwargs):
+            calls.append(url)
+            super().__init__(url, **kwargs)  # the other worker creates the schema...
+            if len(calls) == 1:
+                raise kind(
+                    "CREATE TABLE studies ...", {}, Exception(collision)
+                )  # ...as this one fails
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", colliding)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Colliding)
     storage = sweeper.open_storage(
         f"sqlite:///{tmp_path / 'new.db'}", heartbeat_interval=30, grace_period=None
     )

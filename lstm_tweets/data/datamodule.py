@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ class TweetDataModule(pl.LightningDataModule):
         report = DataReport()
         frame = self.label_from_files(report)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp")
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")  # workers may build it at once
         frame.to_parquet(tmp, index=False)
         tmp.replace(cache)  # the report is written last: its presence marks a complete cache entry
         report.save(cache.with_suffix(".report.json"))
@@ -153,7 +154,7 @@ class TweetDataModule(pl.LightningDataModule):
         if self.frame is not None:
             return
         cache = self.labeled_cache_path()
-        if not cache.exists():
+        if not (cache.exists() and cache.with_suffix(".report.json").exists()):
             self.prepare_data()
         self.frame = pd.read_parquet(cache)
         self.report = DataReport.from_dict(json.loads(cache.with_suffix(".report.json").read_text()))
@@ -378,7 +379,7 @@ def load_prelabeled(path: str | None, interval: int, report: DataReport) -> pd.D
     bad = labels.isna() | ~labels.isin([0, 1, 2])
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: row {row + 1}: label={raw['label'].iloc[row]!r}; expected 0 (down), 1 (up) or 2 (flat)")
+        raise DataError(f"{path}: row {row + 1}: label={raw['label'].astype(str).iloc[row]!r}; expected 0 (down), 1 (up) or 2 (flat)")
     frame = pd.DataFrame({"id": raw["id"].astype(str) if "id" in raw else raw.index.astype(str),
                           "text": raw["text"].astype(str), "label": labels.astype("int64")})
     for column in COUNT_COLUMNS:

@@ -62,7 +62,9 @@ def split_samples(
         )
         order = np.random.default_rng(seed).permutation(n)
         n_train, n_val = int(n * fractions[0]), int(n * fractions[1])
-        return Split(np.sort(order[:n_train]), np.sort(order[n_train : n_train + n_val]), np.sort(order[n_train + n_val :]))
+        parts = [np.sort(order[:n_train]), np.sort(order[n_train : n_train + n_val]), np.sort(order[n_train + n_val :])]
+        _require_nonempty(parts, n)
+        return Split(*parts)
 
     times = frame["created_at"].to_numpy("datetime64[ns]")
     if (np.diff(times.view("int64")) < 0).any():
@@ -85,10 +87,14 @@ def split_samples(
             purged += int((~keep).sum())
             part = part[keep]
         kept.append(part)
-    for name, part in zip(("train", "val", "test"), kept, strict=True):
+    _require_nonempty(kept, n)
+    return Split(*kept, purged=purged)
+
+
+def _require_nonempty(parts: list[np.ndarray], n: int) -> None:
+    for name, part in zip(("train", "val", "test"), parts, strict=True):
         if len(part) == 0:
             raise DataError(f"the {name} split is empty ({n} labeled samples); use more data or other fractions")
-    return Split(*kept, purged=purged)
 
 
 def walk_forward_parts(frame, folds, fold, fold_period, val_share) -> list[np.ndarray]:

@@ -2,7 +2,7 @@
 
 About 10k tweets over two years of real NYSE sessions, with 1-minute bars. The bars are a random
 walk; a tweet that carries one of the hidden positive (negative) keywords pushes the drift up (down)
-for the next hour of its session. So a model that reads the text can beat the majority baseline
+for the next half hour of its session. So a model that reads the text can beat the majority baseline
 clearly, while a model trained on shuffled labels cannot. Written once under the cache folder.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from lstm_tweets.data.labels import MINUTE_NS, nyse_sessions
 
-VERSION = "v3"
+VERSION = "v4"
 POSITIVE = ["tremendous", "booming", "record", "deal", "jobs", "winning", "growth", "surge"]
 NEGATIVE = ["tariffs", "disaster", "shutdown", "sanctions", "witch", "hunt", "collapse", "failing"]
 FILLER = """the a to and of is in for on that it with be this will we are our at you they have was
@@ -74,7 +74,7 @@ def generate_sample(
     share_in_session: float = 0.65,
     share_signal: float = 0.5,
     drift_bps_per_minute: float = 3.0,
-    effect_minutes: int = 60,
+    effect_minutes: int = 30,
     volatility_bps_per_minute: float = 6.0,
     share_retweets: float = 0.1,
     n_duplicates: int = 25,
