@@ -49,14 +49,25 @@ def lightning_epochs(dm: TweetDataModule, epochs: int, validate: bool = False, s
     matrix = dm.embedding_matrix
     module = TweetLSTMModule(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix, lr=3e-4)
     timer = EpochTimer()
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, callbacks=[timer],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=1.0 if validate else 0)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[timer],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0,
+    )
     accuracies = []
     if validate:
+
         class Record(pl.Callback):
             def on_train_epoch_end(self, trainer, module):
                 accuracies.append(float(trainer.callback_metrics["val/acc"]))
+
         trainer.callbacks.append(Record())
     trainer.fit(module, datamodule=dm)
     return timer.times, accuracies
@@ -124,7 +135,11 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     width = max(map(len, figures))
     for key, value in figures.items():
-        print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        print(
+            f"{key:<{width}}  {value:.4g}"
+            if isinstance(value, float)
+            else f"{key:<{width}}  {value}"
+        )
 
 
 if __name__ == "__main__":

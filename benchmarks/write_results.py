@@ -17,47 +17,69 @@ def load(name: str) -> dict | None:
 
 
 def main() -> None:
-    lines = ["# Benchmarks", "",
-             f"Made by `make bench` on {date.today()} ({platform.machine()}, 2 CPU cores, no GPU). Each ratio is "
-             "measured in one run against a reference implementation; raw figures in `outputs/bench/*.json`.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `make bench` on {date.today()} ({platform.machine()}, 2 CPU cores, no GPU). Each ratio is "
+        "measured in one run against a reference implementation; raw figures in `outputs/bench/*.json`.",
+        "",
+    ]
     labels = load("labels")
     if labels:
-        lines += ["## Labeling (`benchmarks/bench_labels.py`)", "",
-                  f"{labels['n_tweets']:,} tweets against {labels['n_bars']:,} one-minute bars ({labels['bars']}), "
-                  f"interval {labels['interval_minutes']} min.", "",
-                  "| figure | value |", "|---|---|",
-                  f"| `label_tweets`, first call (builds the XNYS calendar) | {labels['label_seconds_cold']:.2f} s |",
-                  f"| `label_tweets`, warm | {labels['label_seconds_warm']:.2f} s |",
-                  f"| per-tweet pandas reference (`benchmarks/reference_labeler.py`), extrapolated from "
-                  f"{labels['reference_sample']:,} tweets | {labels['reference_seconds_extrapolated']:.0f} s |",
-                  f"| speed-up, first call / warm | {labels['speedup_vs_reference_cold']:.0f}x / "
-                  f"{labels['speedup_vs_reference_warm']:.0f}x (goal >= 100x, < 5 s) |",
-                  f"| reference gives identical labels on the sample | {labels['reference_agrees_on_sample']} |", ""]
+        lines += [
+            "## Labeling (`benchmarks/bench_labels.py`)",
+            "",
+            f"{labels['n_tweets']:,} tweets against {labels['n_bars']:,} one-minute bars ({labels['bars']}), "
+            f"interval {labels['interval_minutes']} min.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| `label_tweets`, first call (builds the XNYS calendar) | {labels['label_seconds_cold']:.2f} s |",
+            f"| `label_tweets`, warm | {labels['label_seconds_warm']:.2f} s |",
+            f"| per-tweet pandas reference (`benchmarks/reference_labeler.py`), extrapolated from "
+            f"{labels['reference_sample']:,} tweets | {labels['reference_seconds_extrapolated']:.0f} s |",
+            f"| speed-up, first call / warm | {labels['speedup_vs_reference_cold']:.0f}x / "
+            f"{labels['speedup_vs_reference_warm']:.0f}x (goal >= 100x, < 5 s) |",
+            f"| reference gives identical labels on the sample | {labels['reference_agrees_on_sample']} |",
+            "",
+        ]
     emb = load("embeddings")
     if emb:
-        lines += ["## Embedding matrix cache (`benchmarks/bench_embeddings.py`)", "",
-                  f"A synthetic word2vec binary of {emb['rows']:,} x {emb['dim']} ({emb['file_mb']:.0f} MB), "
-                  f"vocabulary of {emb['vocab']:,} tokens.", "",
-                  "| figure | value |", "|---|---|",
-                  f"| first build (parses the file) | {emb['cold_s']:.2f} s |",
-                  f"| cached rebuild (median) | {emb['cached_median_s'] * 1000:.1f} ms |",
-                  f"| ratio | {emb['speedup']:.0f}x (goal >= 50x) |",
-                  f"| peak memory of the first build | {emb['cold_peak_rss_mb']:.0f} MB "
-                  f"({emb['cold_build_rss_mb']:.0f} MB above imports) |", ""]
+        lines += [
+            "## Embedding matrix cache (`benchmarks/bench_embeddings.py`)",
+            "",
+            f"A synthetic word2vec binary of {emb['rows']:,} x {emb['dim']} ({emb['file_mb']:.0f} MB), "
+            f"vocabulary of {emb['vocab']:,} tokens.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| first build (parses the file) | {emb['cold_s']:.2f} s |",
+            f"| cached rebuild (median) | {emb['cached_median_s'] * 1000:.1f} ms |",
+            f"| ratio | {emb['speedup']:.0f}x (goal >= 50x) |",
+            f"| peak memory of the first build | {emb['cold_peak_rss_mb']:.0f} MB "
+            f"({emb['cold_build_rss_mb']:.0f} MB above imports) |",
+            "",
+        ]
     train = load("training")
     if train:
-        lines += ["## Training (`benchmarks/bench_training.py`)", "",
-                  f"Synthetic sample, {train['train_samples']:,} training tweets, batch {train['batch_size']}, "
-                  f"{train['machine']}. Medians of epoch times, rounds alternated.", "",
-                  "| figure | value |", "|---|---|",
-                  f"| Lightning epoch (our module: metrics, logging) | {train['lightning_epoch_s']:.3f} s |",
-                  f"| plain PyTorch loop, same model and batches | {train['plain_pytorch_epoch_s']:.3f} s |",
-                  f"| overhead ratio | {train['overhead_ratio']:.3f} (goal <= 1.05) |",
-                  f"| our batching (length-bucketed, trimmed), epoch | {train['ours_epoch_s']:.3f} s |",
-                  f"| reference recipe (padded to 50, unsorted), epoch | {train['reference_recipe_epoch_s']:.3f} s |",
-                  f"| speed-up of our batching | {train['speedup_vs_reference_recipe']:.2f}x |",
-                  f"| best val accuracy in {train['recipe_epochs']} epochs, ours / reference recipe | "
-                  f"{train['ours_best_val_acc']:.3f} / {train['reference_recipe_best_val_acc']:.3f} |", ""]
+        lines += [
+            "## Training (`benchmarks/bench_training.py`)",
+            "",
+            f"Synthetic sample, {train['train_samples']:,} training tweets, batch {train['batch_size']}, "
+            f"{train['machine']}. Medians of epoch times, rounds alternated.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| Lightning epoch (our module: metrics, logging) | {train['lightning_epoch_s']:.3f} s |",
+            f"| plain PyTorch loop, same model and batches | {train['plain_pytorch_epoch_s']:.3f} s |",
+            f"| overhead ratio | {train['overhead_ratio']:.3f} (goal <= 1.05) |",
+            f"| our batching (length-bucketed, trimmed), epoch | {train['ours_epoch_s']:.3f} s |",
+            f"| reference recipe (padded to 50, unsorted), epoch | {train['reference_recipe_epoch_s']:.3f} s |",
+            f"| speed-up of our batching | {train['speedup_vs_reference_recipe']:.2f}x |",
+            f"| best val accuracy in {train['recipe_epochs']} epochs, ours / reference recipe | "
+            f"{train['ours_best_val_acc']:.3f} / {train['reference_recipe_best_val_acc']:.3f} |",
+            "",
+        ]
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")

@@ -17,29 +17,54 @@ from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCo
 
 
 class LSTMClassifier(nn.Module):
-    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int = 2, hidden_dim: int = 128,
-                 num_layers: int = 1, dropout: float = 0.5, bidirectional: bool = False,
-                 n_count_features: int = 0, embedding_matrix: np.ndarray | None = None,
-                 trainable_embedding: bool = True):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        num_classes: int = 2,
+        hidden_dim: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.5,
+        bidirectional: bool = False,
+        n_count_features: int = 0,
+        embedding_matrix: np.ndarray | None = None,
+        trainable_embedding: bool = True,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         if embedding_matrix is not None:
             if embedding_matrix.shape != (vocab_size, embedding_dim):
-                raise ValueError(f"embedding matrix has shape {embedding_matrix.shape}, expected {(vocab_size, embedding_dim)}")
+                raise ValueError(
+                    f"embedding matrix has shape {embedding_matrix.shape}, expected {(vocab_size, embedding_dim)}"
+                )
             self.embedding.weight.data.copy_(torch.as_tensor(embedding_matrix))
         self.embedding.weight.requires_grad_(trainable_embedding)
-        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers, batch_first=True, bidirectional=bidirectional,
-                            dropout=dropout if num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_dim,
+            num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.n_count_features = n_count_features
-        self.head = nn.Linear(hidden_dim * (2 if bidirectional else 1) + n_count_features, num_classes)
+        self.head = nn.Linear(
+            hidden_dim * (2 if bidirectional else 1) + n_count_features, num_classes
+        )
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         # pack_padded_sequence wants lengths on the CPU, whatever device the batch is on.
-        packed = pack_padded_sequence(self.embedding(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.embedding(ids), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         _, (hidden, _) = self.lstm(packed)
         # hidden holds each direction's state after its last real token; the top layer's come last.
-        state = torch.cat([hidden[-2], hidden[-1]], dim=1) if self.lstm.bidirectional else hidden[-1]
+        state = (
+            torch.cat([hidden[-2], hidden[-1]], dim=1) if self.lstm.bidirectional else hidden[-1]
+        )
         features = self.dropout(state)
         if self.n_count_features:
             features = torch.cat([features, counts], dim=1)
@@ -47,10 +72,21 @@ class LSTMClassifier(nn.Module):
 
 
 def stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    task = {"task": "binary"} if num_classes == 2 else {"task": "multiclass", "num_classes": num_classes}
+    task = (
+        {"task": "binary"}
+        if num_classes == 2
+        else {"task": "multiclass", "num_classes": num_classes}
+    )
     f1_average = {} if num_classes == 2 else {"average": "macro"}
-    return MetricCollection({"acc": Accuracy(**task), "f1": F1Score(**task, **f1_average), "auroc": AUROC(**task),
-                             "mcc": MatthewsCorrCoef(**task)}, prefix=prefix)
+    return MetricCollection(
+        {
+            "acc": Accuracy(**task),
+            "f1": F1Score(**task, **f1_average),
+            "auroc": AUROC(**task),
+            "mcc": MatthewsCorrCoef(**task),
+        },
+        prefix=prefix,
+    )
 
 
 def build_torch_optim(config: dict, **kwargs):
@@ -60,23 +96,48 @@ def build_torch_optim(config: dict, **kwargs):
 
 
 class TweetLSTMModule(pl.LightningModule):
-    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int = 2, hidden_dim: int = 128,
-                 num_layers: int = 1, dropout: float = 0.5, bidirectional: bool = False, concat_counts: bool = False,
-                 n_count_features: int = 2, trainable_embedding: bool = True, lr: float = 3e-4,
-                 class_counts: list[int] | None = None, balance_classes: bool = False,
-                 optimizer: dict | None = None, scheduler: dict | None = None,
-                 embedding_matrix: np.ndarray | None = None, name: str = "lstm"):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        num_classes: int = 2,
+        hidden_dim: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.5,
+        bidirectional: bool = False,
+        concat_counts: bool = False,
+        n_count_features: int = 2,
+        trainable_embedding: bool = True,
+        lr: float = 3e-4,
+        class_counts: list[int] | None = None,
+        balance_classes: bool = False,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        embedding_matrix: np.ndarray | None = None,
+        name: str = "lstm",
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["embedding_matrix"], logger=False)
-        self.net = LSTMClassifier(vocab_size, embedding_dim, num_classes, hidden_dim, num_layers, dropout,
-                                  bidirectional, n_count_features if concat_counts else 0, embedding_matrix,
-                                  trainable_embedding)
+        self.net = LSTMClassifier(
+            vocab_size,
+            embedding_dim,
+            num_classes,
+            hidden_dim,
+            num_layers,
+            dropout,
+            bidirectional,
+            n_count_features if concat_counts else 0,
+            embedding_matrix,
+            trainable_embedding,
+        )
         weights = None
         if balance_classes and class_counts:
             counts = torch.tensor(class_counts, dtype=torch.float32).clamp(min=1)
             weights = counts.sum() / (len(counts) * counts)
         self.register_buffer("class_weights", weights)
-        self.metrics = nn.ModuleDict({f"{s}_metrics": stage_metrics(num_classes, f"{s}/") for s in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict(
+            {f"{s}_metrics": stage_metrics(num_classes, f"{s}/") for s in ("train", "val", "test")}
+        )
         self.test_outputs: list[dict] = []
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -91,8 +152,15 @@ class TweetLSTMModule(pl.LightningModule):
         metrics.update(scores, batch["label"])
         on_step = stage == "train"
         size = len(batch["label"])
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size,
-                 sync_dist=not on_step)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=not on_step,
+        )
         return loss, probs
 
     def training_step(self, batch, batch_idx):
@@ -103,13 +171,21 @@ class TweetLSTMModule(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         _, probs = self._step(batch, "test")
-        self.test_outputs.append({"index": batch["index"].cpu(), "label": batch["label"].cpu(), "probs": probs.detach().cpu()})
+        self.test_outputs.append(
+            {
+                "index": batch["index"].cpu(),
+                "label": batch["label"].cpu(),
+                "probs": probs.detach().cpu(),
+            }
+        )
 
     def predict_step(self, batch, batch_idx):
         return self(batch).softmax(dim=1)
 
     def _log_epoch(self, stage: str) -> None:
-        self.log_dict(self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val", sync_dist=True)
+        self.log_dict(
+            self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val", sync_dist=True
+        )
         self.metrics[f"{stage}_metrics"].reset()
 
     def on_train_epoch_end(self):
@@ -135,15 +211,21 @@ class TweetLSTMModule(pl.LightningModule):
         if self.hparams.scheduler is None:
             return optimizer
         scheduler = build_torch_optim(self.hparams.scheduler, optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     # Lightning does not checkpoint the random generators; saving them makes a resumed run draw the
     # same dropout masks as an uninterrupted one.
     # Plain types only, so the checkpoint loads with torch.load(weights_only=True).
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         name, keys, pos, has_gauss, cached = np.random.get_state()
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), pos, has_gauss, cached],
-                                    "python": random.getstate()}
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+            "python": random.getstate(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

@@ -31,26 +31,53 @@ def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDa
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise DataError(f"{path}: not a checkpoint that loads safely ({type(err).__name__}: {str(err).splitlines()[0]})") from err
-    if not isinstance(checkpoint, dict) or DATAMODULE_KEY not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise DataError(f"{path}: not an lstm_tweets checkpoint (no {DATAMODULE_KEY} state or hyper_parameters); "
-                        "use checkpoints/best.ckpt from an lstm-tweets-train run")
+        raise DataError(
+            f"{path}: not a checkpoint that loads safely ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from err
+    if (
+        not isinstance(checkpoint, dict)
+        or DATAMODULE_KEY not in checkpoint
+        or "hyper_parameters" not in checkpoint
+    ):
+        raise DataError(
+            f"{path}: not an lstm_tweets checkpoint (no {DATAMODULE_KEY} state or hyper_parameters); "
+            "use checkpoints/best.ckpt from an lstm-tweets-train run"
+        )
     hp = checkpoint["hyper_parameters"]
     datamodule = TweetDataModule()
     datamodule.load_state_dict(checkpoint[DATAMODULE_KEY])
-    net = LSTMClassifier(hp["vocab_size"], hp["embedding_dim"], hp["num_classes"], hp["hidden_dim"], hp["num_layers"],
-                         hp["dropout"], hp["bidirectional"], hp["n_count_features"] if hp["concat_counts"] else 0)
-    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    net = LSTMClassifier(
+        hp["vocab_size"],
+        hp["embedding_dim"],
+        hp["num_classes"],
+        hp["hidden_dim"],
+        hp["num_layers"],
+        hp["dropout"],
+        hp["bidirectional"],
+        hp["n_count_features"] if hp["concat_counts"] else 0,
+    )
+    weights = {
+        k.removeprefix("net."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("net.")
+    }
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
-        raise DataError(f"{path}: weights do not fit the model its hyper_parameters describe: {err}") from err
+        raise DataError(
+            f"{path}: weights do not fit the model its hyper_parameters describe: {err}"
+        ) from err
     return net.eval(), datamodule
 
 
 @torch.no_grad()
-def predict_proba(net: LSTMClassifier, datamodule: TweetDataModule, texts: list[str],
-                  retweet_counts=None, favorite_counts=None) -> torch.Tensor:
+def predict_proba(
+    net: LSTMClassifier,
+    datamodule: TweetDataModule,
+    texts: list[str],
+    retweet_counts=None,
+    favorite_counts=None,
+) -> torch.Tensor:
     ids, lengths, counts = datamodule.encode_texts(texts, retweet_counts, favorite_counts)
     return net(ids, lengths, counts).softmax(dim=1)
 
@@ -73,7 +100,9 @@ def read_texts(path: str) -> tuple[list[str], pd.DataFrame | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lstm-tweets-predict", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a best.ckpt or last.ckpt of a training run")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a best.ckpt or last.ckpt of a training run"
+    )
     parser.add_argument("--text", action="append", default=[], help="a tweet (repeatable)")
     parser.add_argument("--file", help="one tweet per line, or a CSV with a text column")
     parser.add_argument("--output", help="write a CSV instead of printing")
@@ -88,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         net, datamodule = load_predictor(args.checkpoint)
         counts = {}
         if table is not None and not args.text:
-            counts = {c: pd.to_numeric(table[c], errors="coerce").fillna(0).to_numpy()
-                      for c in ("retweet_count", "favorite_count") if c in table}
-        probs = predict_proba(net, datamodule, texts, counts.get("retweet_count"), counts.get("favorite_count"))
+            counts = {
+                c: pd.to_numeric(table[c], errors="coerce").fillna(0).to_numpy()
+                for c in ("retweet_count", "favorite_count")
+                if c in table
+            }
+        probs = predict_proba(
+            net, datamodule, texts, counts.get("retweet_count"), counts.get("favorite_count")
+        )
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -36,7 +36,9 @@ def train(cfg: DictConfig) -> dict:
     """Run one experiment and return its metrics (also written to `<output_dir>/metrics.json`)."""
     started = time.time()
     if str(cfg.optimized_metric).startswith("test"):
-        raise ValueError(f"optimized_metric={cfg.optimized_metric}: sweeps select on validation, never on test")
+        raise ValueError(
+            f"optimized_metric={cfg.optimized_metric}: sweeps select on validation, never on test"
+        )
     for noisy in ("gensim", "smart_open"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     output_dir = Path(cfg.paths.output_dir)
@@ -56,14 +58,28 @@ def train(cfg: DictConfig) -> dict:
     else:
         test_out, fit_info = fit_and_test(cfg, datamodule, output_dir)
 
-    metrics = {**fit_info, **summarize(cfg, datamodule, test_out)} if test_out is not None else dict(fit_info)
-    metrics.update(seed=int(cfg.seed), interval=int(datamodule.interval), model=model_name(cfg),
-                   study=cfg.get("study"), n_train=len(datamodule.split.train), n_val=len(datamodule.split.val),
-                   n_test=len(datamodule.split.test), data_report=datamodule.report.to_dict(),
-                   embedding_coverage=datamodule.coverage, wall_time_s=round(time.time() - started, 2))
+    metrics = (
+        {**fit_info, **summarize(cfg, datamodule, test_out)}
+        if test_out is not None
+        else dict(fit_info)
+    )
+    metrics.update(
+        seed=int(cfg.seed),
+        interval=int(datamodule.interval),
+        model=model_name(cfg),
+        study=cfg.get("study"),
+        n_train=len(datamodule.split.train),
+        n_val=len(datamodule.split.val),
+        n_test=len(datamodule.split.test),
+        data_report=datamodule.report.to_dict(),
+        embedding_coverage=datamodule.coverage,
+        wall_time_s=round(time.time() - started, 2),
+    )
     if test_out is not None:
         save_predictions(output_dir, datamodule, test_out)
-    write_json_atomic(output_dir / "metrics.json", metrics)  # last: its presence marks a finished run
+    write_json_atomic(
+        output_dir / "metrics.json", metrics
+    )  # last: its presence marks a finished run
     print_summary(metrics, output_dir)
     return metrics
 
@@ -75,8 +91,13 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     optim = {key: model_cfg.pop(key, None) for key in ("optimizer", "scheduler")}
     model = build(
-        model_cfg, _convert_="all", vocab_size=matrix.shape[0], embedding_dim=matrix.shape[1], num_classes=datamodule.num_classes,
-        embedding_matrix=matrix, class_counts=datamodule.class_counts,
+        model_cfg,
+        _convert_="all",
+        vocab_size=matrix.shape[0],
+        embedding_dim=matrix.shape[1],
+        num_classes=datamodule.num_classes,
+        embedding_matrix=matrix,
+        class_counts=datamodule.class_counts,
         trainable_embedding=bool(cfg.embedding.get("trainable", True)),
     )
     model.hparams.update(optim)  # passed to build(), Hydra would turn them back into factories
@@ -95,8 +116,11 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
     if best_path:
         # Read from the file: after DDP-spawn this process holds the path but not the score.
         best = torch.load(best_path, map_location="cpu", weights_only=True)
-        state = next(v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint")
-                     and v.get("monitor") == checkpoint.monitor)
+        state = next(
+            v
+            for k, v in best["callbacks"].items()
+            if k.startswith("ModelCheckpoint") and v.get("monitor") == checkpoint.monitor
+        )
         best_score = float(state["best_model_score"])
         info["best_epoch"] = int(best["epoch"])
         info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
@@ -121,15 +145,23 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         return None, info
 
     # Test once, on one device (DDP samplers would repeat samples), from the best checkpoint.
-    test_trainer = pl.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1, logger=logger,
-                              enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    test_trainer = pl.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "auto"),
+        devices=1,
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     test_trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
     outputs = model.test_outputs
     test_out = {
         "index": torch.cat([o["index"] for o in outputs]).numpy(),
         "label": torch.cat([o["label"] for o in outputs]).numpy(),
         "probs": torch.cat([o["probs"] for o in outputs]).float().numpy(),
-        "metrics": {k: float(v) for k, v in test_trainer.callback_metrics.items() if k.startswith("test/")},
+        "metrics": {
+            k: float(v) for k, v in test_trainer.callback_metrics.items() if k.startswith("test/")
+        },
     }
     if logger:
         log_to_tensorboard(logger, cfg, datamodule, test_out, info)
@@ -159,9 +191,15 @@ class MaxOverEpochsTestAccuracy(pl.Callback):
         self.accuracies.append(correct / total)
 
 
-def optimized_value(cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None) -> float | None:
+def optimized_value(
+    cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None
+) -> float | None:
     """The sweep's objective: the best epoch's value when the checkpoint tracks that metric."""
-    if checkpoint is not None and checkpoint.monitor == cfg.optimized_metric and best_score is not None:
+    if (
+        checkpoint is not None
+        and checkpoint.monitor == cfg.optimized_metric
+        and best_score is not None
+    ):
         return best_score
     value = trainer.callback_metrics.get(cfg.optimized_metric)
     return None if value is None else float(value)
@@ -191,8 +229,14 @@ def summarize(cfg: DictConfig, datamodule, test_out: dict) -> dict:
 def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
     """Per-sample test predictions: the reports pair them across models for McNemar's test."""
     frame = datamodule.frame.iloc[test_out["index"]]
-    table = pd.DataFrame({"id": frame["id"].to_numpy(), "created_at": frame["created_at"].to_numpy(),
-                          "label": test_out["label"], "predicted": test_out["probs"].argmax(axis=1)})
+    table = pd.DataFrame(
+        {
+            "id": frame["id"].to_numpy(),
+            "created_at": frame["created_at"].to_numpy(),
+            "label": test_out["label"],
+            "predicted": test_out["probs"].argmax(axis=1),
+        }
+    )
     for c in range(test_out["probs"].shape[1]):
         table[f"prob_{c}"] = test_out["probs"][:, c]
     tmp = output_dir / ".predictions_test.csv.tmp"
@@ -208,8 +252,11 @@ def log_to_tensorboard(logger, cfg: DictConfig, datamodule, test_out: dict, info
 
     writer = logger.experiment
     flat = pd.json_normalize(OmegaConf.to_container(cfg, resolve=True), sep=".").iloc[0].to_dict()
-    params = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in flat.items()
-              if not k.startswith(("hydra", "paths", "callbacks", "logger"))}
+    params = {
+        k: (v if isinstance(v, int | float | str | bool) else str(v))
+        for k, v in flat.items()
+        if not k.startswith(("hydra", "paths", "callbacks", "logger"))
+    }
     final = {f"hp/{k.split('/')[-1]}": v for k, v in test_out["metrics"].items()}
     if info.get("val_acc_best") is not None:
         final["hp/val_acc_best"] = info["val_acc_best"]
@@ -249,7 +296,9 @@ def print_summary(metrics: dict, output_dir: Path) -> None:
     console.print(f"  metrics.json: {output_dir / 'metrics.json'}")
     console.print(f"  TensorBoard:  tensorboard --logdir {output_dir}")
     if metrics.get("test_accuracy") is None:
-        console.print(f"  {metrics['optimized_metric']} = {metrics.get('optimized_value')} (test not evaluated)")
+        console.print(
+            f"  {metrics['optimized_metric']} = {metrics.get('optimized_value')} (test not evaluated)"
+        )
         return
     console.print(
         f"[bold]Test accuracy[/bold] {metrics['test_accuracy']:.3f} "

@@ -79,14 +79,28 @@ class TweetDataModule(pl.LightningDataModule):
             raise DataError(f"data.source={source!r}; expected one of {SOURCES}")
         self.source = source
         self.tweets_path, self.prices_path, self.path = tweets_path, prices_path, path
-        self.prices_timezone, self.timestamp_column, self.bar_minutes = prices_timezone, timestamp_column, bar_minutes
+        self.prices_timezone, self.timestamp_column, self.bar_minutes = (
+            prices_timezone,
+            timestamp_column,
+            bar_minutes,
+        )
         self.interval, self.ties, self.dead_band_bps = int(interval), ties, float(dead_band_bps)
         self.include_retweets = include_retweets
         self.split_method, self.split_fractions = split, tuple(split_fractions)
         self.folds, self.fold, self.fold_period = folds, fold, fold_period
-        self.max_length, self.vocab_size, self.min_freq = int(max_length), int(vocab_size), int(min_freq)
-        self.tokenizer = TokenizerOptions(lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions)
-        self.batch_size, self.bucket_by_length, self.pad_to_max_length = int(batch_size), bucket_by_length, pad_to_max_length
+        self.max_length, self.vocab_size, self.min_freq = (
+            int(max_length),
+            int(vocab_size),
+            int(min_freq),
+        )
+        self.tokenizer = TokenizerOptions(
+            lowercase=lowercase, replace_urls=replace_urls, replace_mentions=replace_mentions
+        )
+        self.batch_size, self.bucket_by_length, self.pad_to_max_length = (
+            int(batch_size),
+            bucket_by_length,
+            pad_to_max_length,
+        )
         self.num_workers = num_workers
         self.shuffle_train_labels = shuffle_train_labels
         self.synthetic_seed, self.seed = synthetic_seed, seed
@@ -106,16 +120,28 @@ class TweetDataModule(pl.LightningDataModule):
 
     # ---- files -> labeled frame (cached) ---------------------------------------------------
     def labeled_cache_path(self) -> Path:
-        key = {"version": LABELED_CACHE_VERSION, "source": self.source, "interval": self.interval,
-               "ties": self.ties, "dead_band_bps": self.dead_band_bps, "include_retweets": self.include_retweets,
-               "timezone": self.prices_timezone, "timestamp_column": self.timestamp_column,
-               "bar_minutes": self.bar_minutes, "synthetic": [SYNTHETIC_VERSION, self.synthetic_seed]}
+        key = {
+            "version": LABELED_CACHE_VERSION,
+            "source": self.source,
+            "interval": self.interval,
+            "ties": self.ties,
+            "dead_band_bps": self.dead_band_bps,
+            "include_retweets": self.include_retweets,
+            "timezone": self.prices_timezone,
+            "timestamp_column": self.timestamp_column,
+            "bar_minutes": self.bar_minutes,
+            "synthetic": [SYNTHETIC_VERSION, self.synthetic_seed],
+        }
         for name in ("tweets_path", "prices_path", "path"):
             value = getattr(self, name)
             if value is not None:
                 file = Path(value).expanduser().resolve()
                 stat = file.stat() if file.exists() else None
-                key[name] = [str(file), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+                key[name] = [
+                    str(file),
+                    stat.st_size if stat else None,
+                    stat.st_mtime_ns if stat else None,
+                ]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         return self.cache_dir / "labeled" / f"{self.source}-{digest}.parquet"
 
@@ -135,19 +161,36 @@ class TweetDataModule(pl.LightningDataModule):
         if self.source == "prelabeled":
             return load_prelabeled(self.path, self.interval, report)
         if self.source == "synthetic":
-            tweets_path, prices_path = ensure_synthetic_sample(self.cache_dir, seed=self.synthetic_seed)
+            tweets_path, prices_path = ensure_synthetic_sample(
+                self.cache_dir, seed=self.synthetic_seed
+            )
         else:
             if not self.tweets_path or not self.prices_path:
                 raise DataError("data=archive needs data.tweets_path and data.prices_path")
             tweets_path, prices_path = self.tweets_path, self.prices_path
-            for key, value in (("data.tweets_path", tweets_path), ("data.prices_path", prices_path)):
+            for key, value in (
+                ("data.tweets_path", tweets_path),
+                ("data.prices_path", prices_path),
+            ):
                 if not Path(value).expanduser().exists():
-                    raise DataError(f"{key}={value}: file not found (relative paths start at {Path.cwd()}). "
-                                    f"The real data lives in ../shared/data (see its README); point elsewhere "
-                                    f"with {key}=/path/to/file")
+                    raise DataError(
+                        f"{key}={value}: file not found (relative paths start at {Path.cwd()}). "
+                        f"The real data lives in ../shared/data (see its README); point elsewhere "
+                        f"with {key}=/path/to/file"
+                    )
         tweets = load_tweets(tweets_path, report)
-        prices = load_prices(prices_path, self.timestamp_column, self.prices_timezone, self.bar_minutes)
-        return label_tweets(tweets, prices, self.interval, self.ties, self.dead_band_bps, self.include_retweets, report)
+        prices = load_prices(
+            prices_path, self.timestamp_column, self.prices_timezone, self.bar_minutes
+        )
+        return label_tweets(
+            tweets,
+            prices,
+            self.interval,
+            self.ties,
+            self.dead_band_bps,
+            self.include_retweets,
+            report,
+        )
 
     # ---- labeled frame -> split, vocab, tensors ----------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -157,14 +200,23 @@ class TweetDataModule(pl.LightningDataModule):
         if not (cache.exists() and cache.with_suffix(".report.json").exists()):
             self.prepare_data()
         self.frame = pd.read_parquet(cache)
-        self.report = DataReport.from_dict(json.loads(cache.with_suffix(".report.json").read_text()))
+        self.report = DataReport.from_dict(
+            json.loads(cache.with_suffix(".report.json").read_text())
+        )
         if len(self.frame) == 0:
             raise DataError(f"no labeled samples (data report: {self.report.to_dict()})")
         if self.num_classes == 2 and (self.frame["label"] > 1).any():
             raise DataError("labels include class 2 (flat) but data.ties is not 'class'")
 
-        self.split = split_samples(self.frame, self.split_method, self.split_fractions, self.seed,
-                                   self.folds, self.fold, self.fold_period)
+        self.split = split_samples(
+            self.frame,
+            self.split_method,
+            self.split_fractions,
+            self.seed,
+            self.folds,
+            self.fold,
+            self.fold_period,
+        )
         self.report.add("purged_at_split_boundaries", self.split.purged)
         for name in ("train", "val", "test"):
             self.report.add(f"n_{name}", len(getattr(self.split, name)))
@@ -192,15 +244,29 @@ class TweetDataModule(pl.LightningDataModule):
 
         lookup_itos = self.cased_forms(train_tokens)
         self.embedding_matrix, self.coverage = embedding_matrix(
-            self.embedding.get("kind", "word2vec"), lookup_itos, dim=int(self.embedding.get("dim", 100)),
-            seed=self.seed, cache_dir=self.cache_dir, path=self.embedding.get("path"),
-            limit=self.embedding.get("limit"), train_tokens=train_tokens,
-            token_counts=self.vocab.counts, window=int(self.embedding.get("window", 5)),
-            min_count=int(self.embedding.get("min_count", 1)), epochs=int(self.embedding.get("epochs", 10)),
+            self.embedding.get("kind", "word2vec"),
+            lookup_itos,
+            dim=int(self.embedding.get("dim", 100)),
+            seed=self.seed,
+            cache_dir=self.cache_dir,
+            path=self.embedding.get("path"),
+            limit=self.embedding.get("limit"),
+            train_tokens=train_tokens,
+            token_counts=self.vocab.counts,
+            window=int(self.embedding.get("window", 5)),
+            min_count=int(self.embedding.get("min_count", 1)),
+            epochs=int(self.embedding.get("epochs", 10)),
         )
         for name in ("train", "val", "test"):
             index = getattr(self.split, name)
-            self.datasets[name] = EncodedTweets(ids[index], lengths[index], counts[index], labels[index], index, self.pad_to_max_length)
+            self.datasets[name] = EncodedTweets(
+                ids[index],
+                lengths[index],
+                counts[index],
+                labels[index],
+                index,
+                self.pad_to_max_length,
+            )
 
     def cased_forms(self, train_tokens: list[list[str]]) -> list[str]:
         """Each vocab entry as it was most often written in train, so that case-sensitive vectors
@@ -213,7 +279,10 @@ class TweetDataModule(pl.LightningDataModule):
             for token in tokenize(self.frame["text"].iat[i], **options):
                 forms = seen.setdefault(token.lower(), {})
                 forms[token] = forms.get(token, 0) + 1
-        return [max(seen[t].items(), key=lambda kv: (kv[1], kv[0]))[0] if t in seen else t for t in self.vocab.itos]
+        return [
+            max(seen[t].items(), key=lambda kv: (kv[1], kv[0]))[0] if t in seen else t
+            for t in self.vocab.itos
+        ]
 
     # ---- tensors -> batches -----------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -231,8 +300,15 @@ class TweetDataModule(pl.LightningDataModule):
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
         overfit = self.trainer is not None and self.trainer.overfit_batches > 0
-        sampler = BatchIndexSampler(dataset.lengths.numpy(), self.batch_size, shuffle and not overfit,
-                                    self.bucket_by_length, self.seed, rank, world)
+        sampler = BatchIndexSampler(
+            dataset.lengths.numpy(),
+            self.batch_size,
+            shuffle and not overfit,
+            self.bucket_by_length,
+            self.seed,
+            rank,
+            world,
+        )
         if shuffle and self.trainer is not None:
             # A resumed fit draws its first batch before Lightning calls set_epoch, so start at the
             # epoch the fit loop runs next (the value Lightning passes to set_epoch): otherwise the
@@ -240,8 +316,13 @@ class TweetDataModule(pl.LightningDataModule):
             sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
         # The sampler yields whole batches and the dataset slices each at once (`__getitems__`).
         # As a batch_sampler it is left alone by Lightning (overfit_batches swaps any `sampler`).
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=whole_batch, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=whole_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     # ---- facts the model and the reports need ---------------------------------------------------
     @property
@@ -261,10 +342,18 @@ class TweetDataModule(pl.LightningDataModule):
         tokens = [tokenize(text, **self.tokenizer.to_dict()) for text in texts]
         ids, lengths = encode(tokens, self.vocab, self.max_length)
         n = len(texts)
-        raw = np.column_stack([np.zeros(n) if c is None else np.asarray(c, dtype=float)
-                               for c in (retweet_counts, favorite_counts)])
+        raw = np.column_stack(
+            [
+                np.zeros(n) if c is None else np.asarray(c, dtype=float)
+                for c in (retweet_counts, favorite_counts)
+            ]
+        )
         counts = (np.log1p(raw) - self.count_mean) / self.count_std
-        return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(counts.astype(np.float32))
+        return (
+            torch.from_numpy(ids),
+            torch.from_numpy(lengths),
+            torch.from_numpy(counts.astype(np.float32)),
+        )
 
     def state_dict(self) -> dict:
         return {
@@ -290,7 +379,10 @@ class TweetDataModule(pl.LightningDataModule):
     def save_reports(self, folder: str | Path) -> None:
         folder = Path(folder)
         self.report.save(folder / "data_report.json")
-        write_json_atomic(folder / "split_summary.json", {**self.split_summary(), "embedding_coverage": self.coverage})
+        write_json_atomic(
+            folder / "split_summary.json",
+            {**self.split_summary(), "embedding_coverage": self.coverage},
+        )
 
 
 class EncodedTweets(Dataset):
@@ -312,8 +404,13 @@ class EncodedTweets(Dataset):
         lengths = self.lengths[positions]
         # Trimming to the longest sequence in the batch saves the LSTM reading padding.
         width = self.ids.shape[1] if self.pad_to_max_length else int(lengths.max())
-        return {"ids": self.ids[positions, :width], "lengths": lengths, "counts": self.counts[positions],
-                "label": self.labels[positions], "index": self.index[positions]}
+        return {
+            "ids": self.ids[positions, :width],
+            "lengths": lengths,
+            "counts": self.counts[positions],
+            "label": self.labels[positions],
+            "index": self.index[positions],
+        }
 
     __getitems__ = __getitem__  # under a batch_sampler, the DataLoader fetches a batch with this
 
@@ -332,9 +429,22 @@ class BatchIndexSampler(Sampler):
     `world`-th batch, and all ranks get the same number of batches.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, shuffle: bool, bucket: bool, seed: int = 0,
-                 rank: int = 0, world: int = 1):
-        self.lengths, self.batch_size, self.shuffle, self.bucket = lengths, batch_size, shuffle, bucket
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        bucket: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.lengths, self.batch_size, self.shuffle, self.bucket = (
+            lengths,
+            batch_size,
+            shuffle,
+            bucket,
+        )
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -351,7 +461,12 @@ class BatchIndexSampler(Sampler):
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         if self.bucket:
             chunk = self.batch_size * 50
-            order = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")] for c in np.array_split(order, max(1, -(-n // chunk)))])
+            order = np.concatenate(
+                [
+                    c[np.argsort(self.lengths[c], kind="stable")]
+                    for c in np.array_split(order, max(1, -(-n // chunk)))
+                ]
+            )
         batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         if self.shuffle and self.bucket:
             batches = [batches[i] for i in rng.permutation(len(batches))]
@@ -379,17 +494,30 @@ def load_prelabeled(path: str | None, interval: int, report: DataReport) -> pd.D
     bad = labels.isna() | ~labels.isin([0, 1, 2])
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: row {row + 1}: label={raw['label'].astype(str).iloc[row]!r}; expected 0 (down), 1 (up) or 2 (flat)")
-    frame = pd.DataFrame({"id": raw["id"].astype(str) if "id" in raw else raw.index.astype(str),
-                          "text": raw["text"].astype(str), "label": labels.astype("int64")})
+        raise DataError(
+            f"{path}: row {row + 1}: label={raw['label'].astype(str).iloc[row]!r}; expected 0 (down), 1 (up) or 2 (flat)"
+        )
+    frame = pd.DataFrame(
+        {
+            "id": raw["id"].astype(str) if "id" in raw else raw.index.astype(str),
+            "text": raw["text"].astype(str),
+            "label": labels.astype("int64"),
+        }
+    )
     for column in COUNT_COLUMNS:
-        frame[column] = pd.to_numeric(raw[column], errors="coerce").fillna(0).to_numpy() if column in raw else 0.0
+        frame[column] = (
+            pd.to_numeric(raw[column], errors="coerce").fillna(0).to_numpy()
+            if column in raw
+            else 0.0
+        )
     if "created_at" in raw:
         frame["created_at"] = parse_timestamps(raw["created_at"], path)
     else:
         # No timestamps (like the reference study's per-interval files): row order stands in for
         # time, which only a random split should rely on.
-        frame["created_at"] = pd.Timestamp("1970-01-01", tz="UTC") + pd.to_timedelta(np.arange(len(frame)), unit="s")
+        frame["created_at"] = pd.Timestamp("1970-01-01", tz="UTC") + pd.to_timedelta(
+            np.arange(len(frame)), unit="s"
+        )
     frame["interval"] = interval
     frame = frame.sort_values("created_at", kind="stable").reset_index(drop=True)
     report.add("labeled", len(frame))

@@ -18,7 +18,9 @@ def table_format(path: Path) -> str:
             return fmt
     if name.endswith(".pq"):
         return "parquet"
-    raise DataError(f"{path}: unknown table format; expected .csv, .parquet, .json or .jsonl (optionally .gz)")
+    raise DataError(
+        f"{path}: unknown table format; expected .csv, .parquet, .json or .jsonl (optionally .gz)"
+    )
 
 
 def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
@@ -37,7 +39,9 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
         else:
             frame = pd.read_json(path, lines=fmt == "jsonl", dtype=False, convert_dates=False)
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 text (byte {err.start}); re-encode the file as UTF-8") from err
+        raise DataError(
+            f"{path}: not valid UTF-8 text (byte {err.start}); re-encode the file as UTF-8"
+        ) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: file has no rows") from err
     except (ValueError, OSError, pd.errors.ParserError) as err:

@@ -23,7 +23,14 @@ UP, DOWN, FLAT = 1, 0, 2
 MINUTE_NS = 60_000_000_000
 
 LABEL_COLUMNS = [
-    "id", "created_at", "start_time", "end_time", "start_price", "end_price", "return_bps", "label",
+    "id",
+    "created_at",
+    "start_time",
+    "end_time",
+    "start_price",
+    "end_price",
+    "return_bps",
+    "label",
 ]
 
 
@@ -33,9 +40,19 @@ def nyse_sessions(first_day: str, last_day: str) -> tuple[np.ndarray, np.ndarray
     import exchange_calendars as xcals
 
     calendar = xcals.get_calendar("XNYS", start=first_day, end=last_day)
-    opens = calendar.opens.dt.tz_convert("UTC") if calendar.opens.dt.tz else calendar.opens.dt.tz_localize("UTC")
-    closes = calendar.closes.dt.tz_convert("UTC") if calendar.closes.dt.tz else calendar.closes.dt.tz_localize("UTC")
-    return opens.to_numpy("datetime64[ns]").view("int64"), closes.to_numpy("datetime64[ns]").view("int64")
+    opens = (
+        calendar.opens.dt.tz_convert("UTC")
+        if calendar.opens.dt.tz
+        else calendar.opens.dt.tz_localize("UTC")
+    )
+    closes = (
+        calendar.closes.dt.tz_convert("UTC")
+        if calendar.closes.dt.tz
+        else calendar.closes.dt.tz_localize("UTC")
+    )
+    return opens.to_numpy("datetime64[ns]").view("int64"), closes.to_numpy("datetime64[ns]").view(
+        "int64"
+    )
 
 
 def sessions_covering(times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,24 +148,35 @@ def label_tweets(
     labeled["start_price"] = start_price[keep]
     labeled["end_price"] = end_price[keep]
     labeled["return_bps"] = return_bps[keep]
-    labeled["prior_return_bps"] = prior_return_bps(t, open_t, starts, completes, closes, start_bar, interval, bar_ns)[keep]
+    labeled["prior_return_bps"] = prior_return_bps(
+        t, open_t, starts, completes, closes, start_bar, interval, bar_ns
+    )[keep]
     labeled["label"] = label[keep].astype("int64")
     labeled["interval"] = interval
     labeled = labeled.reset_index(drop=True)
 
     report.add("labeled", len(labeled))
-    for name, value in (("label_down", DOWN), ("label_up", UP)) + ((("label_flat", FLAT),) if ties == "class" else ()):
+    for name, value in (("label_down", DOWN), ("label_up", UP)) + (
+        (("label_flat", FLAT),) if ties == "class" else ()
+    ):
         report.add(name, int((labeled["label"] == value).sum()))
     return labeled
 
 
-def prior_return_bps(t, open_t, starts, completes, closes, start_bar, interval, bar_ns) -> np.ndarray:
+def prior_return_bps(
+    t, open_t, starts, completes, closes, start_bar, interval, bar_ns
+) -> np.ndarray:
     """Market return over the N minutes before the tweet (same completed-bar rule), NaN where that
     window leaves the session. This feeds the momentum baseline."""
     before = t - interval * MINUTE_NS
     found = np.searchsorted(completes, before, side="right") - 1
     prior_bar = np.maximum(found, 0)
-    ok = (found >= 0) & (before >= open_t) & (starts[prior_bar] >= open_t) & (before - completes[prior_bar] < bar_ns)
+    ok = (
+        (found >= 0)
+        & (before >= open_t)
+        & (starts[prior_bar] >= open_t)
+        & (before - completes[prior_bar] < bar_ns)
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         value = (closes[start_bar] / closes[prior_bar] - 1.0) * 1e4
     return np.where(ok, value, np.nan)

@@ -55,13 +55,17 @@ def load_prices(
         values = pd.to_numeric(raw[source], errors="coerce")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(f"{path}: row {row + 1}: {source}={raw[source].iloc[row]!r} is not a number")
+            raise DataError(
+                f"{path}: row {row + 1}: {source}={raw[source].iloc[row]!r} is not a number"
+            )
         frame[name] = values.astype("float64")
     _validate(frame, path)
 
     if bar_minutes is None:
         if len(frame) < 2:
-            raise DataError(f"{path}: cannot infer the bar duration from a single bar; pass bar_minutes")
+            raise DataError(
+                f"{path}: cannot infer the bar duration from a single bar; pass bar_minutes"
+            )
         bar_minutes = infer_bar_minutes(frame["timestamp"])
     return PriceBars(frame=frame, bar_minutes=float(bar_minutes), source=str(path))
 
@@ -76,7 +80,9 @@ def _find_timestamp_column(raw: pd.DataFrame, path) -> str:
     )
 
 
-def _parse_price_stamps(values: pd.Series, path, column: str, timezone: str, ambiguous: str) -> pd.Series:
+def _parse_price_stamps(
+    values: pd.Series, path, column: str, timezone: str, ambiguous: str
+) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -118,14 +124,20 @@ def _validate(frame: pd.DataFrame, path) -> None:
         )
     if (steps == 0).any():
         row = int(np.flatnonzero(steps == 0)[0]) + 1
-        raise DataError(f"{path}: row {row + 1}: duplicate timestamp {frame['timestamp'].iloc[row]}")
+        raise DataError(
+            f"{path}: row {row + 1}: duplicate timestamp {frame['timestamp'].iloc[row]}"
+        )
     prices = frame[PRICE_COLUMNS].to_numpy()
     if (prices <= 0).any():
         row = int(np.flatnonzero((prices <= 0).any(axis=1))[0])
-        raise DataError(f"{path}: row {row + 1}: prices must be positive, got {frame.iloc[row].to_dict()}")
+        raise DataError(
+            f"{path}: row {row + 1}: prices must be positive, got {frame.iloc[row].to_dict()}"
+        )
     if (frame["high"] < frame["low"]).any():
         row = int(np.flatnonzero((frame["high"] < frame["low"]).to_numpy())[0])
-        raise DataError(f"{path}: row {row + 1}: high < low ({frame['high'].iloc[row]} < {frame['low'].iloc[row]})")
+        raise DataError(
+            f"{path}: row {row + 1}: high < low ({frame['high'].iloc[row]} < {frame['low'].iloc[row]})"
+        )
 
 
 def infer_bar_minutes(stamps: pd.Series) -> float:

@@ -35,7 +35,9 @@ class Split:
                 "n": len(part),
                 "first": part["created_at"].min().isoformat() if len(part) else None,
                 "last": part["created_at"].max().isoformat() if len(part) else None,
-                "class_counts": {int(k): int(v) for k, v in part["label"].value_counts().sort_index().items()},
+                "class_counts": {
+                    int(k): int(v) for k, v in part["label"].value_counts().sort_index().items()
+                },
             }
         return out
 
@@ -53,7 +55,9 @@ def split_samples(
     if method not in SPLITS:
         raise DataError(f"data.split={method!r}; expected one of {SPLITS}")
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise DataError(f"data.split_fractions={list(fractions)}; expected three positive shares summing to 1")
+        raise DataError(
+            f"data.split_fractions={list(fractions)}; expected three positive shares summing to 1"
+        )
     n = len(frame)
     if method == "random":
         logger.warning(
@@ -62,20 +66,28 @@ def split_samples(
         )
         order = np.random.default_rng(seed).permutation(n)
         n_train, n_val = int(n * fractions[0]), int(n * fractions[1])
-        parts = [np.sort(order[:n_train]), np.sort(order[n_train : n_train + n_val]), np.sort(order[n_train + n_val :])]
+        parts = [
+            np.sort(order[:n_train]),
+            np.sort(order[n_train : n_train + n_val]),
+            np.sort(order[n_train + n_val :]),
+        ]
         _require_nonempty(parts, n)
         return Split(*parts)
 
     times = frame["created_at"].to_numpy("datetime64[ns]")
     if (np.diff(times.view("int64")) < 0).any():
         raise DataError("labeled samples must be sorted by created_at before a time split")
-    window_end = times + (frame["interval"].to_numpy("int64") * 60_000_000_000).astype("timedelta64[ns]")
+    window_end = times + (frame["interval"].to_numpy("int64") * 60_000_000_000).astype(
+        "timedelta64[ns]"
+    )
 
     if method == "chronological":
         cut_train, cut_val = int(n * fractions[0]), int(n * (fractions[0] + fractions[1]))
         parts = [np.arange(0, cut_train), np.arange(cut_train, cut_val), np.arange(cut_val, n)]
     else:
-        parts = walk_forward_parts(frame, folds, fold, fold_period, val_share=fractions[1] / (fractions[0] + fractions[1]))
+        parts = walk_forward_parts(
+            frame, folds, fold, fold_period, val_share=fractions[1] / (fractions[0] + fractions[1])
+        )
 
     # A sample is purged if its window reaches past the first sample of any later part.
     purged = 0
@@ -94,7 +106,9 @@ def split_samples(
 def _require_nonempty(parts: list[np.ndarray], n: int) -> None:
     for name, part in zip(("train", "val", "test"), parts, strict=True):
         if len(part) == 0:
-            raise DataError(f"the {name} split is empty ({n} labeled samples); use more data or other fractions")
+            raise DataError(
+                f"the {name} split is empty ({n} labeled samples); use more data or other fractions"
+            )
 
 
 def walk_forward_parts(frame, folds, fold, fold_period, val_share) -> list[np.ndarray]:

@@ -29,11 +29,37 @@ tax taxes cut cuts economy market stock stocks companies business workers manufa
 trade farmers iran russia mexico canada europe japan korea north south meeting summit
 tonight tomorrow morning week interview rally crowd amazing incredible beautiful wonderful
 nothing everything something rigged hoax fake-news total-disgrace honor god bless""".split()
-USERS = ["foxandfriends", "seanhannity", "whitehouse", "potus", "nytimes", "cnn", "gop", "senatemajldr"]
+USERS = [
+    "foxandfriends",
+    "seanhannity",
+    "whitehouse",
+    "potus",
+    "nytimes",
+    "cnn",
+    "gop",
+    "senatemajldr",
+]
 HASHTAGS = ["#maga", "#kag", "#usa", "#tbt", "#americafirst"]
 # A long tail of rarer made-up words (names, places, slang) so the vocabulary is tweet-sized and
 # `data.vocab_size` matters. Word frequencies fall off as in natural text (Zipf).
-_SYLLABLES = ["ka", "lo", "mer", "tin", "sa", "vo", "ri", "del", "pan", "gu", "ton", "bre", "zi", "hal", "nor", "que"]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mer",
+    "tin",
+    "sa",
+    "vo",
+    "ri",
+    "del",
+    "pan",
+    "gu",
+    "ton",
+    "bre",
+    "zi",
+    "hal",
+    "nor",
+    "que",
+]
 FILLER += [a + b + c for c in ["", *_SYLLABLES] for a in _SYLLABLES for b in _SYLLABLES][:2400]
 ZIPF = 1.0 / np.arange(1, len(FILLER) + 1)
 ZIPF /= ZIPF.sum()
@@ -87,42 +113,60 @@ def generate_sample(
     bar_starts = opens[bar_session] + bar_offset * MINUTE_NS
 
     times = _tweet_times(rng, n_tweets, opens, closes, share_in_session)
-    sentiment = rng.choice([1, -1, 0], size=n_tweets, p=[share_signal / 2, share_signal / 2, 1 - share_signal])
+    sentiment = rng.choice(
+        [1, -1, 0], size=n_tweets, p=[share_signal / 2, share_signal / 2, 1 - share_signal]
+    )
     is_retweet = rng.random(n_tweets) < share_retweets
     texts = [_tweet_text(rng, s, rt) for s, rt in zip(sentiment, is_retweet, strict=True)]
 
-    drift = _planted_drift(times, sentiment, bar_starts, bar_session, drift_bps_per_minute, effect_minutes)
+    drift = _planted_drift(
+        times, sentiment, bar_starts, bar_session, drift_bps_per_minute, effect_minutes
+    )
     noise = rng.normal(0.0, volatility_bps_per_minute, size=len(bar_starts))
     log_returns = (drift + noise) / 1e4
     # Each session restarts from a fresh level: overnight gaps are not part of any label.
     day_level = 250.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, size=len(opens))))
-    session_cum = np.cumsum(log_returns) - np.repeat(np.cumsum(log_returns)[np.cumsum(minutes) - minutes] - log_returns[np.cumsum(minutes) - minutes], minutes)
+    session_cum = np.cumsum(log_returns) - np.repeat(
+        np.cumsum(log_returns)[np.cumsum(minutes) - minutes]
+        - log_returns[np.cumsum(minutes) - minutes],
+        minutes,
+    )
     close = np.round(day_level[bar_session] * np.exp(session_cum), 2)
     open_ = np.round(day_level[bar_session] * np.exp(session_cum - log_returns), 2)
     wiggle = np.abs(rng.normal(0.0, 0.02, size=len(close)))
-    bars = pd.DataFrame({
-        "timestamp": pd.to_datetime(bar_starts, utc=True),
-        "open": open_,
-        "high": np.round(np.maximum(open_, close) + wiggle, 2),
-        "low": np.round(np.minimum(open_, close) - wiggle, 2),
-        "close": close,
-        "volume": rng.integers(1_000, 50_000, size=len(close)),
-    })
+    bars = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(bar_starts, utc=True),
+            "open": open_,
+            "high": np.round(np.maximum(open_, close) + wiggle, 2),
+            "low": np.round(np.minimum(open_, close) - wiggle, 2),
+            "close": close,
+            "volume": rng.integers(1_000, 50_000, size=len(close)),
+        }
+    )
 
     retweets = np.round(rng.lognormal(9.8, 0.6, size=n_tweets)).astype(int)
-    favorites = np.where(is_retweet, 0, np.round(retweets * rng.lognormal(1.5, 0.3, size=n_tweets)).astype(int))
+    favorites = np.where(
+        is_retweet, 0, np.round(retweets * rng.lognormal(1.5, 0.3, size=n_tweets)).astype(int)
+    )
     order = np.argsort(times, kind="stable")
-    tweets = pd.DataFrame({
-        "id": (1_000_000_000_000_000_000 + np.arange(n_tweets) * 7919).astype(str),
-        "created_at": pd.to_datetime(times[order], utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "text": np.asarray(texts, dtype=object)[order],
-        "retweet_count": retweets[order],
-        "favorite_count": favorites[order],
-        "is_retweet": is_retweet[order],
-    })
+    tweets = pd.DataFrame(
+        {
+            "id": (1_000_000_000_000_000_000 + np.arange(n_tweets) * 7919).astype(str),
+            "created_at": pd.to_datetime(times[order], utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "text": np.asarray(texts, dtype=object)[order],
+            "retweet_count": retweets[order],
+            "favorite_count": favorites[order],
+            "is_retweet": is_retweet[order],
+        }
+    )
     # A few exact duplicate rows, as archive merges produce: the loader must count and drop them.
     duplicates = tweets.iloc[rng.choice(n_tweets, size=n_duplicates, replace=False)]
-    tweets = pd.concat([tweets, duplicates]).sort_values("created_at", kind="stable").reset_index(drop=True)
+    tweets = (
+        pd.concat([tweets, duplicates])
+        .sort_values("created_at", kind="stable")
+        .reset_index(drop=True)
+    )
     return tweets, bars
 
 
@@ -143,7 +187,9 @@ def _tweet_text(rng, sentiment: int, is_retweet: bool) -> str:
         keywords = POSITIVE if sentiment > 0 else NEGATIVE
         for _ in range(rng.integers(1, 3)):
             word = keywords[rng.integers(len(keywords))]
-            words.insert(int(rng.integers(0, len(words) + 1)), word.upper() if rng.random() < 0.2 else word)
+            words.insert(
+                int(rng.integers(0, len(words) + 1)), word.upper() if rng.random() < 0.2 else word
+            )
     if rng.random() < 0.15:
         words.append(HASHTAGS[rng.integers(len(HASHTAGS))])
     if rng.random() < 0.2:

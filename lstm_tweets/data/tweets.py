@@ -48,7 +48,9 @@ def load_tweets(path: str | Path, report: DataReport | None = None) -> pd.DataFr
     missing = [c for c in ("id", "created_at", "text") if c not in frame.columns]
     if missing:  # name the raw columns: the canonical frame only holds the ones that were found
         expected = {c: COLUMN_ALIASES[c] for c in missing}
-        raise DataError(f"{path}: missing column(s) {missing} (any of {expected}); found {list(raw.columns)}")
+        raise DataError(
+            f"{path}: missing column(s) {missing} (any of {expected}); found {list(raw.columns)}"
+        )
 
     frame["id"] = frame["id"].astype(str).str.strip()
     frame["created_at"] = parse_timestamps(frame["created_at"], path)
@@ -74,7 +76,9 @@ def load_tweets(path: str | Path, report: DataReport | None = None) -> pd.DataFr
 def parse_timestamps(values: pd.Series, path: Path | str, column: str = "created_at") -> pd.Series:
     """Parse a time column to tz-aware UTC. Naive stamps in tweet files are UTC (the archive's rule)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        parsed = (
+            values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        )
         return _check_parsed(parsed, values, path, column)
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().all():
@@ -108,7 +112,9 @@ def _check_parsed(parsed: pd.Series, raw: pd.Series, path, column: str) -> pd.Se
 
 def parse_counts(values: pd.Series, column: str, path) -> pd.Series:
     numeric = pd.to_numeric(values.replace("", np.nan), errors="coerce")
-    bad = np.flatnonzero(numeric.isna().to_numpy() & (values.astype(str).str.strip() != "").to_numpy())
+    bad = np.flatnonzero(
+        numeric.isna().to_numpy() & (values.astype(str).str.strip() != "").to_numpy()
+    )
     if len(bad):
         row = int(bad[0])
         raise DataError(f"{path}: row {row + 1}: {column}={values.iloc[row]!r} is not a number")
@@ -125,5 +131,7 @@ def parse_flags(values: pd.Series, path) -> pd.Series:
     unknown = ~text.isin(TRUE_STRINGS | FALSE_STRINGS | {"nan", "none"})
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise DataError(f"{path}: row {row + 1}: is_retweet={values.iloc[row]!r}; expected true/false")
+        raise DataError(
+            f"{path}: row {row + 1}: is_retweet={values.iloc[row]!r}; expected true/false"
+        )
     return text.isin(TRUE_STRINGS)
