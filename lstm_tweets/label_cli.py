@@ -9,12 +9,11 @@ why). Bad input ends with `error: ...` on stderr, exit code 2, and no output fil
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.io import atomic_path
 from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, label_tweets
 from lstm_tweets.data.prices import load_prices
 from lstm_tweets.data.report import DataReport
@@ -108,26 +107,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_csv_atomic(frame, path: Path) -> None:
-    """A reader (or a crash) never sees half a file: write a temp file beside it, then rename."""
+    """A reader (or a crash) never sees half a file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
     except OSError as err:
         raise DataError(f"{path}: cannot write the output: {err}") from err
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            frame.to_csv(handle, index=False)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 if __name__ == "__main__":

@@ -183,9 +183,9 @@ class TweetLSTMModule(pl.LightningModule):
         return self(batch).softmax(dim=1)
 
     def _log_epoch(self, stage: str) -> None:
-        self.log_dict(
-            self.metrics[f"{stage}_metrics"].compute(), prog_bar=stage == "val", sync_dist=True
-        )
+        # Float values: MCC computes as an integer tensor when undefined, which Lightning warns about.
+        values = {k: v.float() for k, v in self.metrics[f"{stage}_metrics"].compute().items()}
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
 
     def on_train_epoch_end(self):

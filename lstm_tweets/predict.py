@@ -18,7 +18,7 @@ import torch
 
 from lstm_tweets.data.datamodule import TweetDataModule
 from lstm_tweets.data.errors import DataError
-from lstm_tweets.data.io import read_table
+from lstm_tweets.data.io import atomic_path, read_table
 from lstm_tweets.model import LSTMClassifier
 
 DATAMODULE_KEY = TweetDataModule.__qualname__
@@ -132,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if probs.shape[1] == 3:
         result["p_flat"] = probs[:, 2].numpy().round(4)
     if args.output:
-        tmp = Path(args.output).with_name(f".{Path(args.output).name}.tmp")
-        result.to_csv(tmp, index=False)
-        tmp.replace(args.output)
+        with atomic_path(args.output) as tmp:
+            result.to_csv(tmp, index=False)
     else:
         with pd.option_context("display.max_colwidth", 80, "display.width", 160):
             print(result.to_string(index=False))

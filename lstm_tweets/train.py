@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_tweets import stats
+from lstm_tweets.data.io import atomic_path
 from lstm_tweets.data.report import write_json_atomic
 
 log = logging.getLogger("lstm_tweets.train")
@@ -239,9 +240,8 @@ def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
     )
     for c in range(test_out["probs"].shape[1]):
         table[f"prob_{c}"] = test_out["probs"][:, c]
-    tmp = output_dir / ".predictions_test.csv.tmp"
-    table.sort_values(["created_at", "id"]).to_csv(tmp, index=False)
-    tmp.replace(output_dir / "predictions_test.csv")
+    with atomic_path(output_dir / "predictions_test.csv") as tmp:
+        table.sort_values(["created_at", "id"]).to_csv(tmp, index=False)
 
 
 def log_to_tensorboard(logger, cfg: DictConfig, datamodule, test_out: dict, info: dict) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lstm_tweets.data.embeddings import embedding_matrix
 from lstm_tweets.data.errors import DataError
-from lstm_tweets.data.io import read_table, require_columns
+from lstm_tweets.data.io import atomic_path, read_table, require_columns
 from lstm_tweets.data.labels import label_tweets
 from lstm_tweets.data.prices import load_prices
 from lstm_tweets.data.report import DataReport, write_json_atomic
@@ -151,10 +150,9 @@ class TweetDataModule(pl.LightningDataModule):
             return
         report = DataReport()
         frame = self.label_from_files(report)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")  # workers may build it at once
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(cache)  # the report is written last: its presence marks a complete cache entry
+        with atomic_path(cache) as tmp:  # several workers may build it at once
+            frame.to_parquet(tmp, index=False)
+        # The report is written last: its presence marks a complete cache entry.
         report.save(cache.with_suffix(".report.json"))
 
     def label_from_files(self, report: DataReport) -> pd.DataFrame:

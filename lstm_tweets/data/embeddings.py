@@ -12,8 +12,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import zlib
 from collections import Counter
 from itertools import chain
@@ -24,6 +22,7 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
 from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.io import atomic_path
 
 logger = logging.getLogger("lstm_tweets.embeddings")
 
@@ -237,18 +236,6 @@ def _read_cache(npy: Path, meta: Path, shape: tuple[int, int]) -> tuple[np.ndarr
     return matrix, coverage
 
 
-def _write_atomic(target: Path, write) -> None:
-    # Write beside the target then rename: concurrent runs never see half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def embedding_matrix(
     kind: str,
     itos: list[str],
@@ -321,8 +308,13 @@ def embedding_matrix(
 
     if cache_dir is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(npy, lambda f: np.save(f, matrix))
-        _write_atomic(meta, lambda f: f.write(json.dumps(coverage, indent=2).encode("utf-8")))
+        with (
+            atomic_path(npy) as tmp,
+            open(tmp, "wb") as handle,
+        ):  # concurrent runs never see half a file
+            np.save(handle, matrix)
+        with atomic_path(meta) as tmp:
+            tmp.write_text(json.dumps(coverage, indent=2))
     return matrix, coverage
 
 

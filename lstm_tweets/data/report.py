@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lstm_tweets.data.io import atomic_path
 
 # Plain-words descriptions, used by the printed table and the README.
 DESCRIPTIONS = {
@@ -67,21 +67,8 @@ class DataReport:
 
 def write_json_atomic(path: str | Path, payload) -> None:
     """Write JSON so that a reader never sees a half-written file (a crash leaves the old one or none)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
-            handle.write("\n")
-        # mkstemp makes the file private (0600); give it the mode any other new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):
