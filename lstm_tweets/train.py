@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -42,6 +43,10 @@ def train(cfg: DictConfig) -> dict:
         )
     for noisy in ("gensim", "smart_open"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Lightning's advice that does not apply here: the test trainer loads the best checkpoint's
+    # weights on purpose without its callbacks, and the pytree notice is Lightning's own.
+    warnings.filterwarnings("ignore", message=".*when using `ckpt_path`, callbacks used to create.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "metrics.json").unlink(missing_ok=True)  # a rerun into this folder starts clean

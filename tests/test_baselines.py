@@ -1,12 +1,12 @@
 """The baselines (model=majority|momentum|tfidf_logreg) run through the same app, splits and
 metrics.json as the LSTM; the real-data configs compose and label."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import DESIGN_METRIC_KEYS, read_metrics
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -16,27 +16,6 @@ from lstm_tweets.train import build, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["majority", "momentum", "tfidf_logreg"]
-DESIGN_KEYS = {
-    "test_accuracy",
-    "test_f1",
-    "test_auroc",
-    "test_mcc",
-    "n_train",
-    "n_val",
-    "n_test",
-    "majority_accuracy",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "p_value_vs_majority",
-    "best_epoch",
-    "seed",
-    "interval",
-    "data_report",
-}
-
-
-def read_metrics(output_dir: Path) -> dict:
-    return json.loads((output_dir / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +35,7 @@ def synthetic_runs(compose_train, tmp_path_factory) -> dict[str, dict]:
 @pytest.mark.parametrize("name", BASELINES)
 def test_each_baseline_writes_a_full_metrics_json(synthetic_runs, name):
     metrics = synthetic_runs[name]
-    assert DESIGN_KEYS <= metrics.keys()
+    assert DESIGN_METRIC_KEYS <= metrics.keys()
     assert metrics["model"] == metrics["baseline"] == name
     assert metrics["best_epoch"] is None and metrics["selected_by"]
     assert metrics["optimized_metric"] == "val/acc"

@@ -2,13 +2,13 @@
 scores as the trained LightningModule gives in this one."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from helpers import run_in_parallel
 
 from lstm_tweets.model import TweetLSTMModule
 from lstm_tweets.predict import load_predictor, main, predict_proba
@@ -66,18 +66,7 @@ def command_lines(tiny_run, tmp_path_factory) -> dict:
         ],
     }
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    running = {
-        name: subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for name, cmd in commands.items()
-    }
-    results = {}
-    for name, process in running.items():
-        stdout, stderr = process.communicate(timeout=300)
-        results[name] = subprocess.CompletedProcess(
-            commands[name], process.returncode, stdout, stderr
-        )
+    results = run_in_parallel(commands, env=env)
     results["scores_csv"] = folder / "scores.csv"
     return results
 

@@ -4,13 +4,13 @@ control, resuming, determinism, failures, and the Hydra command line."""
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from helpers import DESIGN_METRIC_KEYS, read_metrics, run_in_parallel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -20,27 +20,6 @@ from lstm_tweets.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METRIC_KEYS = {
-    "test_accuracy",
-    "test_f1",
-    "test_auroc",
-    "test_mcc",
-    "n_train",
-    "n_val",
-    "n_test",
-    "majority_accuracy",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "p_value_vs_majority",
-    "best_epoch",
-    "seed",
-    "interval",
-    "data_report",
-}
-
-
-def read_metrics(output_dir: Path) -> dict:
-    return json.loads((output_dir / "metrics.json").read_text())
 
 
 def tensorboard_events(output_dir: Path) -> EventAccumulator:
@@ -55,7 +34,7 @@ def tensorboard_events(output_dir: Path) -> EventAccumulator:
 def test_a_finished_run_writes_metrics_in_sane_ranges(tiny_run):
     cfg, output_dir, returned = tiny_run
     metrics = read_metrics(output_dir)
-    assert METRIC_KEYS <= metrics.keys()
+    assert DESIGN_METRIC_KEYS <= metrics.keys()
     assert metrics == json.loads(json.dumps(returned))  # the file holds what train() returned
     for key in (
         "test_accuracy",
@@ -264,18 +243,7 @@ def command_lines(cache_dir, tmp_path_factory) -> dict:
         ],
         "typo": [train_bin, "data.intervall=5", f"hydra.run.dir={run_dir.parent / 'typo'}"],
     }
-    running = {
-        name: subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for name, cmd in commands.items()
-    }
-    results = {}
-    for name, process in running.items():
-        stdout, stderr = process.communicate(timeout=300)
-        results[name] = subprocess.CompletedProcess(
-            commands[name], process.returncode, stdout, stderr
-        )
+    results = run_in_parallel(commands, cwd=ROOT, env=env)
     results["run_dir"] = run_dir
     return results
 
@@ -284,7 +252,7 @@ def test_command_line_debug_fdr_runs(command_lines):
     result, run_dir = command_lines["fdr"], command_lines["run_dir"]
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_metrics(run_dir)
-    assert METRIC_KEYS <= metrics.keys()
+    assert DESIGN_METRIC_KEYS <= metrics.keys()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert "debug" in (run_dir / ".hydra" / "config.yaml").read_text()
 
