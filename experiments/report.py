@@ -22,7 +22,7 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +57,24 @@ class Design:
     axes: dict[str, list[str]]
     seeds: list[str]
     command: str
+    fixed: dict[str, str] = field(
+        default_factory=dict
+    )  # other command-line overrides, key -> value
+    expected: list[tuple[tuple[str, ...], str]] | None = None  # (cell, seed) pairs, when pooled
 
     def cells(self) -> list[tuple[str, ...]]:
-        return list(itertools.product(*self.axes.values()))
+        return list(dict.fromkeys(cell for cell, _ in self.pairs()))
+
+    def pairs(self) -> list[tuple[tuple[str, ...], str]]:
+        """Every expected (cell, seed): the product of the axes, or the union of pooled sweeps'."""
+        if self.expected is not None:
+            return self.expected
+        return [
+            (cell, seed) for cell in itertools.product(*self.axes.values()) for seed in self.seeds
+        ]
+
+    def seeds_for(self, cell: tuple[str, ...]) -> list[str]:
+        return [seed for c, seed in self.pairs() if c == cell]
 
 
 @dataclass
@@ -121,20 +136,33 @@ def read_design(sweep_dir: Path) -> Design:
         if not o.startswith("hydra.mode=")
     ]
     command = " ".join(["lstm-tweets-train", "-m", *map(shlex.quote, task + hydra_overrides)])
-    return Design(axes, seed, command)
+    fixed = {
+        key: o.get_value_element_as_str()
+        for key, o in merged.items()
+        if not o.is_sweep_override() and key != "seed"
+    }
+    return Design(axes, seed, command, fixed)
 
 
 def merge_designs(designs: list[Design]) -> Design:
-    """One design for pooled sweeps: the union of their values; they must sweep the same keys."""
-    keys = {tuple(d.axes) for d in designs}
-    if len(keys) > 1:
-        raise ValueError(f"cannot pool sweeps over different parameters: {sorted(keys)}")
-    axes = {
-        key: list(dict.fromkeys(v for d in designs for v in d.axes[key]))
-        for key in designs[-1].axes
-    }
+    """One design for pooled sweeps. A key swept in one sweep and fixed on another's command line
+    (`model=lstm` beside `model=tfidf_logreg,momentum`) becomes an axis of both; the expected runs
+    are the union of each sweep's own cells x seeds."""
+    keys = list(dict.fromkeys(key for d in designs for key in d.axes))
+    expected, axes = [], {key: [] for key in keys}
+    for design in designs:
+        unknown = [key for key in keys if key not in design.axes and key not in design.fixed]
+        if unknown:
+            raise ValueError(f"cannot pool sweeps: one neither sweeps nor fixes {unknown}")
+        own = {key: design.axes.get(key, [design.fixed.get(key)]) for key in keys}
+        for key in keys:
+            axes[key] = list(dict.fromkeys(axes[key] + own[key]))
+        expected += [
+            (cell, seed) for cell in itertools.product(*own.values()) for seed in design.seeds
+        ]
     seeds = list(dict.fromkeys(s for d in designs for s in d.seeds))
-    return Design(axes, seeds, designs[-1].command)
+    command = "\n".join(dict.fromkeys(d.command for d in designs))
+    return Design(axes, seeds, command, expected=list(dict.fromkeys(expected)))
 
 
 def read_runs(sweep_dir: Path, design: Design) -> list[Run]:
@@ -171,7 +199,9 @@ def missing_runs(design: Design, runs: list[Run]) -> list[str]:
     unfinished = {(r.cell, r.seed): r for r in runs if not r.finished}
     lines = []
     for cell in all_cells(design, runs):
-        seeds = list(dict.fromkeys(design.seeds + [r.seed for r in runs if r.cell == cell]))
+        seeds = list(
+            dict.fromkeys(design.seeds_for(cell) + [r.seed for r in runs if r.cell == cell])
+        )
         for seed in seeds:
             if (cell, seed) in finished:
                 continue
@@ -247,7 +277,7 @@ def cell_table(design: Design, runs: list[Run]) -> pd.DataFrame:
         row = {
             **dict(zip(design.axes, cell, strict=True)),
             "seeds_found": len(done),
-            "seeds_expected": len(design.seeds),
+            "seeds_expected": len(design.seeds_for(cell)),
         }
         if done:
             row.update(summarize_cell([run.metrics for run in done]))
@@ -524,7 +554,7 @@ def write_markdown(
         " x ".join(f"`{k}` in {{{', '.join(v)}}}" for k, v in design.axes.items())
         or "no swept parameter"
     )
-    n_expected = len(design.cells()) * len(design.seeds)
+    n_expected = len(design.pairs())
     lines = [
         f"# Study `{study}`",
         "",
@@ -539,7 +569,7 @@ def write_markdown(
         "```",
         "",
         f"Cells: {axes}; replicates: `seed` in {{{', '.join(design.seeds)}}} "
-        f"({len(design.cells())} cell(s) x {len(design.seeds)} seed(s) = {n_expected} runs expected).",
+        f"({len(design.cells())} cell(s), {n_expected} runs expected).",
         "",
         "## Results",
         "",

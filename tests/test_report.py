@@ -301,3 +301,22 @@ def test_a_study_that_was_never_run_is_an_error(tmp_path):
         report.main(["nothing", "--multiruns", str(tmp_path), "--out", str(tmp_path / "reports")])
         == 1
     )
+
+
+def test_pooling_a_fixed_model_run_with_a_model_sweep_expects_each_sweeps_own_runs():
+    from experiments.report import Design, merge_designs
+
+    lstm = Design({"data.interval": ["5", "10"]}, ["1", "2"], "lstm sweep", fixed={"model": "lstm"})
+    baselines = Design(
+        {"model": ["majority", "momentum"], "data.interval": ["5", "10"]}, ["1"], "baselines"
+    )
+    merged = merge_designs([lstm, baselines])
+    assert list(merged.axes) == ["data.interval", "model"]
+    assert merged.axes["model"] == ["lstm", "majority", "momentum"]
+    assert (
+        len(merged.pairs()) == 2 * 2 + 2 * 2
+    )  # lstm: 2 intervals x 2 seeds; baselines: 4 cells x 1 seed
+    assert merged.seeds_for(("5", "lstm")) == ["1", "2"]
+    assert merged.seeds_for(("5", "majority")) == ["1"]
+    with pytest.raises(ValueError, match="neither sweeps nor fixes"):
+        merge_designs([Design({"data.interval": ["5"]}, ["1"], "a"), baselines])
