@@ -37,6 +37,7 @@ from lstm_tweets import stats
 ROOT = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))  # as conf/paths/default.yaml
 OPTUNA_STUDY = "sweep"
 INTERVAL_KEY = "data.interval"
+FOLD_KEY = "data.fold"
 # Axes of the pretrained-embedding x count-features ablation.
 ABLATION_KEYS = ("embedding", "embedding.kind", "model.concat_counts")
 CURVES = {
@@ -541,6 +542,35 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def pooled_over_folds(table: pd.DataFrame, design: Design) -> pd.DataFrame | None:
+    """Walk-forward studies: each remaining cell's counts summed over `data.fold`."""
+    if FOLD_KEY not in design.axes or table.empty or "k_pooled" not in table:
+        return None
+    others = [key for key in design.axes if key != FOLD_KEY]
+    rows = []
+    for values, group in (
+        table.dropna(subset=["k_pooled"]).groupby(others, sort=False) if others else [((), table)]
+    ):
+        k, n = int(group.k_pooled.sum()), int(group.n_pooled.sum())
+        majority = float((group.majority_accuracy * group.n_pooled).sum() / n)
+        low, high = stats.wilson_interval(k, n)
+        rows.append(
+            {
+                **dict(
+                    zip(others, values if isinstance(values, tuple) else (values,), strict=True)
+                ),
+                "folds": len(group),
+                "n": n,
+                "accuracy": k / n,
+                "ci_low": low,
+                "ci_high": high,
+                "majority": majority,
+                "p_vs_majority": stats.binomial_p_value(k, n, majority),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def write_markdown(
     study: str,
     sweeps: list[Path],
@@ -604,6 +634,24 @@ def write_markdown(
             f"Note: {LOOK_AHEAD_NOTE}",
         ]
     missing = missing_runs(design, runs)
+    pooled = pooled_over_folds(table, design)
+    if pooled is not None:
+        lines += [
+            "",
+            "## Pooled over walk-forward folds",
+            "",
+            "Each fold's test quarter is a different period, so pooling the folds' correct counts "
+            "(and their majority baselines, weighted by n) gives one out-of-sample score over the "
+            "whole span.",
+            "",
+            markdown_table(
+                list(pooled.columns),
+                [
+                    [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+                    for row in pooled.values
+                ],
+            ),
+        ]
     lines += ["", "## Missing", ""] + (
         [f"- {m}" for m in missing] or ["None: every expected run finished."]
     )

@@ -320,3 +320,27 @@ def test_pooling_a_fixed_model_run_with_a_model_sweep_expects_each_sweeps_own_ru
     assert merged.seeds_for(("5", "majority")) == ["1"]
     with pytest.raises(ValueError, match="neither sweeps nor fixes"):
         merge_designs([Design({"data.interval": ["5"]}, ["1"], "a"), baselines])
+
+
+def test_walk_forward_folds_pool_their_counts_per_model():
+    from experiments.report import Design, pooled_over_folds
+
+    design = Design({"data.fold": ["0", "1"], "model": ["lstm", "majority"]}, ["1"], "wf")
+    table = pd.DataFrame(
+        {
+            "data.fold": ["0", "0", "1", "1"],
+            "model": ["lstm", "majority", "lstm", "majority"],
+            "k_pooled": [60, 50, 30, 45],
+            "n_pooled": [100, 100, 50, 50],
+            "majority_accuracy": [0.5, 0.5, 0.9, 0.9],
+        }
+    )
+    pooled = pooled_over_folds(table, design).set_index("model")
+    assert pooled.loc["lstm", "n"] == 150
+    assert pooled.loc["lstm", "accuracy"] == pytest.approx(90 / 150)
+    assert pooled.loc["lstm", "majority"] == pytest.approx((0.5 * 100 + 0.9 * 50) / 150)
+    low, high = stats.wilson_interval(90, 150)
+    assert (pooled.loc["lstm", "ci_low"], pooled.loc["lstm", "ci_high"]) == pytest.approx(
+        (low, high)
+    )
+    assert pooled_over_folds(table, Design({"model": ["lstm"]}, ["1"], "x")) is None
