@@ -12,6 +12,7 @@ WORKERS ?= 1
 TRIALS ?=
 ARGS ?=
 PORT ?= 6006
+OUT ?= outputs/reports
 TRAIN := $(BIN)/lstm-tweets-train
 STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
 
@@ -50,11 +51,11 @@ format: $(STAMP) ## ruff autofix + format
 
 comparison: $(STAMP) ## study: test accuracy vs interval (5-50 min) x seeds, then its report
 	$(TRAIN) -m experiment=comparison $(STUDY_ARGS) $(ARGS)
-	$(PYTHON) -m experiments.report comparison
+	$(PYTHON) -m experiments.report comparison --all
 
 ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, then its report
 	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(ARGS)
-	$(PYTHON) -m experiments.report ablation
+	$(PYTHON) -m experiments.report ablation --all
 
 sweep: $(STAMP) ## Optuna sweep (validation accuracy); resumable; WORKERS=N runs N processes on one storage
 	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
@@ -65,8 +66,8 @@ sweep: $(STAMP) ## Optuna sweep (validation accuracy); resumable; WORKERS=N runs
 	  sleep 2; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 
-report: $(STAMP) ## rebuild every study's tables and plots from finished runs
-	$(PYTHON) -m experiments.report
+report: $(STAMP) ## rebuild every study's tables and plots from finished runs (OUT=docs/results to publish)
+	$(PYTHON) -m experiments.report --all --out $(OUT)
 
 tensorboard: $(STAMP) ## serve TensorBoard over outputs/
 	$(BIN)/tensorboard --logdir outputs --port $(PORT) --bind_all

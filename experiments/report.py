@@ -137,12 +137,27 @@ def read_design(sweep_dir: Path) -> Design:
         if not o.startswith("hydra.mode=")
     ]
     command = " ".join(["lstm-tweets-train", "-m", *map(shlex.quote, task + hydra_overrides)])
+    # Keys left at their defaults still have a value, for pooling with a sweep that varies them.
+    defaults = {**flatten(multirun), **((hydra_cfg.get("runtime") or {}).get("choices") or {})}
     fixed = {
         key: o.get_value_element_as_str()
         for key, o in merged.items()
         if not o.is_sweep_override() and key != "seed"
     }
-    return Design(axes, seed, command, fixed)
+    return Design(axes, seed, command, {**{k: str(v) for k, v in defaults.items()}, **fixed})
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{"data": {"interval": 5}} -> {"data.interval": 5} (leaves only; hydra's own node skipped)."""
+    flat = {}
+    for key, value in (tree or {}).items():
+        if key == "hydra" and not prefix:
+            continue
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def merge_designs(designs: list[Design]) -> Design:
@@ -179,7 +194,17 @@ def read_runs(sweep_dir: Path, design: Design) -> list[Run]:
         config = (yaml.safe_load(config_path.read_text()) if config_path.is_file() else None) or {}
         metrics_path = job_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-        cell = tuple(values.get(key, "?") for key in design.axes)
+        hydra_path = job_dir / ".hydra" / "hydra.yaml"
+        choices = (
+            (yaml.safe_load(hydra_path.read_text()) or {})
+            .get("hydra", {})
+            .get("runtime", {})
+            .get("choices", {})
+            if hydra_path.is_file()
+            else {}
+        )
+        defaults = {**flatten(config), **(choices or {})}
+        cell = tuple(str(values.get(key, defaults.get(key, "?"))) for key in design.axes)
         runs.append(
             Run(job_dir, cell, values.get("seed", str(config.get("seed"))), config, metrics)
         )
