@@ -45,7 +45,9 @@ def train(cfg: DictConfig) -> dict:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Lightning's advice that does not apply here: the test trainer loads the best checkpoint's
     # weights on purpose without its callbacks, and the pytree notice is Lightning's own.
-    warnings.filterwarnings("ignore", message=".*when using `ckpt_path`, callbacks used to create.*")
+    warnings.filterwarnings(
+        "ignore", message=".*when using `ckpt_path`, callbacks used to create.*"
+    )
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
