@@ -20,27 +20,13 @@ from __future__ import annotations
 import exchange_calendars as xcals
 import pandas as pd
 
+from lstm_tweets.data.labels import DROP_REASONS, LABEL_COLUMNS
 from lstm_tweets.data.prices import PriceBars
 
 NEW_YORK = "America/New_York"
-REASONS = [
-    "retweets_excluded",
-    "outside_session",
-    "window_crosses_close",
-    "no_completed_bar",
-    "no_price_coverage",
-    "ties_dropped",
-]
-COLUMNS = [
-    "id",
-    "created_at",
-    "start_time",
-    "end_time",
-    "start_price",
-    "end_price",
-    "return_bps",
-    "label",
-]
+# Only the names are shared with the library (the output contract); the logic below is separate.
+REASONS = DROP_REASONS
+COLUMNS = LABEL_COLUMNS
 
 
 def reference_label_tweets(

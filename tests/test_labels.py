@@ -8,19 +8,11 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lstm_tweets.data.errors import DataError
-from lstm_tweets.data.labels import LABEL_COLUMNS, label_tweets, nyse_sessions
+from lstm_tweets.data.labels import DROP_REASONS, LABEL_COLUMNS, label_tweets, nyse_sessions
 from lstm_tweets.data.prices import PriceBars, load_prices
 from lstm_tweets.data.report import DataReport
 
 ET = "America/New_York"
-DROP_REASONS = [
-    "retweets_excluded",
-    "outside_session",
-    "window_crosses_close",
-    "no_completed_bar",
-    "no_price_coverage",
-    "ties_dropped",
-]
 
 
 def et(text: str) -> pd.Timestamp:

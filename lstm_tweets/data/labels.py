@@ -22,6 +22,15 @@ TIES = ("drop", "down", "class")
 UP, DOWN, FLAT = 1, 0, 2
 MINUTE_NS = 60_000_000_000
 
+# Why a tweet gets no label, in the order they are checked: each tweet counts under the first.
+DROP_REASONS = (
+    "retweets_excluded",
+    "outside_session",
+    "window_crosses_close",
+    "no_completed_bar",
+    "no_price_coverage",
+    "ties_dropped",
+)
 LABEL_COLUMNS = [
     "id",
     "created_at",
@@ -122,17 +131,17 @@ def label_tweets(
     return_bps = (end_price / start_price - 1.0) * 1e4
     is_tie = np.abs(return_bps) <= dead_band_bps
 
-    reasons = [
-        ("retweets_excluded", tweets["is_retweet"].to_numpy(bool) & (not include_retweets)),
-        ("outside_session", ~in_session),
-        ("window_crosses_close", horizon > close_t),
-        ("no_completed_bar", t < open_t + bar_ns),
-        ("no_price_coverage", ~(start_fresh & end_fresh)),
-        ("ties_dropped", is_tie & (ties == "drop")),
-    ]
+    dropped_by = {
+        "retweets_excluded": tweets["is_retweet"].to_numpy(bool) & (not include_retweets),
+        "outside_session": ~in_session,
+        "window_crosses_close": horizon > close_t,
+        "no_completed_bar": t < open_t + bar_ns,
+        "no_price_coverage": ~(start_fresh & end_fresh),
+        "ties_dropped": is_tie & (ties == "drop"),
+    }
     keep = np.ones(len(t), dtype=bool)
-    for name, dropped in reasons:
-        dropped = dropped & keep
+    for name in DROP_REASONS:
+        dropped = dropped_by[name] & keep
         report.add(name, int(dropped.sum()))
         keep &= ~dropped
 
