@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.io import atomic_path
-from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, label_tweets
+from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, WINDOW_STARTS, label_tweets
 from lstm_tweets.data.prices import load_prices
 from lstm_tweets.data.report import DataReport
 from lstm_tweets.data.tweets import load_tweets
@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="bar duration (default: inferred from the stamps)",
+    )
+    parser.add_argument(
+        "--window-start",
+        choices=WINDOW_STARTS,
+        default="after_tweet",
+        help="after_tweet: start at the close of the bar containing the tweet; before_tweet: at "
+        "the last bar completed before it (default: %(default)s)",
     )
     parser.add_argument(
         "--ties",
@@ -92,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             dead_band_bps=args.dead_band_bps,
             include_retweets=args.include_retweets,
             report=report,
+            window_start=args.window_start,
         )
         write_csv_atomic(labeled[LABEL_COLUMNS], args.output)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report.print(
-        title=f"Data report: {args.tweets.name} x {args.prices.name}, N = {args.interval} min"
+        title=f"Data report: {args.tweets.name} x {args.prices.name}, N = {args.interval} min, "
+        f"{args.window_start}"
     )
     if args.report is not None:
         report.save(args.report)

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "archive", "prelabeled")
 COUNT_COLUMNS = ("retweet_count", "favorite_count")
-LABELED_CACHE_VERSION = 1
+LABELED_CACHE_VERSION = 2  # 2: window_start rules, end_time purging
 
 
 class TweetDataModule(pl.LightningDataModule):
@@ -49,6 +49,7 @@ class TweetDataModule(pl.LightningDataModule):
         timestamp_column: str | None = None,
         bar_minutes: float | None = None,
         interval: int = 5,
+        window_start: str = "after_tweet",
         ties: str = "drop",
         dead_band_bps: float = 0.0,
         include_retweets: bool = False,
@@ -84,6 +85,7 @@ class TweetDataModule(pl.LightningDataModule):
             bar_minutes,
         )
         self.interval, self.ties, self.dead_band_bps = int(interval), ties, float(dead_band_bps)
+        self.window_start = window_start
         self.include_retweets = include_retweets
         self.split_method, self.split_fractions = split, tuple(split_fractions)
         self.folds, self.fold, self.fold_period = folds, fold, fold_period
@@ -123,6 +125,7 @@ class TweetDataModule(pl.LightningDataModule):
             "version": LABELED_CACHE_VERSION,
             "source": self.source,
             "interval": self.interval,
+            "window_start": self.window_start,
             "ties": self.ties,
             "dead_band_bps": self.dead_band_bps,
             "include_retweets": self.include_retweets,
@@ -188,6 +191,7 @@ class TweetDataModule(pl.LightningDataModule):
             self.dead_band_bps,
             self.include_retweets,
             report,
+            window_start=self.window_start,
         )
 
     # ---- labeled frame -> split, vocab, tensors ----------------------------------------------
@@ -362,6 +366,7 @@ class TweetDataModule(pl.LightningDataModule):
             "count_std": self.count_std.tolist(),
             "num_classes": self.num_classes,
             "interval": self.interval,
+            "window_start": self.window_start,
             "ties": self.ties,
         }
 

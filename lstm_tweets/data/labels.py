@@ -1,9 +1,19 @@
 """Canonical tweets + price bars -> one up/down label per tweet for an interval of N minutes.
 
-For a tweet at t, the start price is the close of the last bar that *completed* at or before t: a bar
-that is still open at t holds prices from after the tweet, and using it would leak the future into
-the label. The end price is the close of the last bar completed at or before t+N. Both bars must lie
-in the same NYSE regular session (exchange_calendars XNYS: holidays and early closes included).
+Two rules for the label window of a tweet at t (`window_start`):
+
+- `after_tweet` (the default): the start price is the close of the bar that CONTAINS t (the first
+  bar that completes at or after t and starts at or before t), the end price the close of the bar
+  that contains t+N. No price move from before the tweet enters its label: with the last bar
+  completed before t as the start (the other rule), on average half a bar of the "reaction" (2.5
+  minutes with 5-minute bars) happened before the tweet, so a tweet that reacts to a move looks
+  predictive of it.
+- `before_tweet` (reproductions, comparisons): the closes of the last bars completed at or before t
+  and at or before t+N.
+
+Both bars must lie in the same NYSE regular session (exchange_calendars XNYS: holidays and early
+closes included), and a missing bar where one is needed drops the tweet (counted). The momentum
+baseline's prior return always uses bars completed at or before t: it may only see the past.
 Everything is vectorized with searchsorted; there is no Python loop per tweet.
 """
 
@@ -19,6 +29,7 @@ from lstm_tweets.data.prices import PriceBars
 from lstm_tweets.data.report import DataReport
 
 TIES = ("drop", "down", "class")
+WINDOW_STARTS = ("after_tweet", "before_tweet")
 UP, DOWN, FLAT = 1, 0, 2
 MINUTE_NS = 60_000_000_000
 
@@ -80,6 +91,7 @@ def label_tweets(
     dead_band_bps: float = 0.0,
     include_retweets: bool = False,
     report: DataReport | None = None,
+    window_start: str = "after_tweet",
 ) -> pd.DataFrame:
     """Return the labeled tweets: the canonical columns plus the label window, prices and label.
 
@@ -87,6 +99,8 @@ def label_tweets(
     """
     if ties not in TIES:
         raise DataError(f"data.ties={ties!r}; expected one of {TIES}")
+    if window_start not in WINDOW_STARTS:
+        raise DataError(f"data.window_start={window_start!r}; expected one of {WINDOW_STARTS}")
     if interval <= 0:
         raise DataError(f"data.interval={interval}; expected a positive number of minutes")
     if interval < prices.bar_minutes:
@@ -118,14 +132,26 @@ def label_tweets(
     open_t, close_t = opens_ns[session], closes_ns[session]
     in_session = session_ok & (t >= open_t) & (t < close_t)
 
-    start_bar = np.searchsorted(completes, t, side="right") - 1
-    end_bar = np.searchsorted(completes, horizon, side="right") - 1
-    start_ok = start_bar >= 0
-    start_bar, end_bar = np.maximum(start_bar, 0), np.maximum(end_bar, 0)
-    # Bars must belong to the tweet's session and be fresh: a bar that completed a whole bar or
-    # more before the instant it stands for means a gap in the price data (halts, missing hours).
-    start_fresh = start_ok & (starts[start_bar] >= open_t) & (t - completes[start_bar] < bar_ns)
-    end_fresh = (starts[end_bar] >= open_t) & (horizon - completes[end_bar] < bar_ns)
+    last_done = np.searchsorted(completes, t, side="right") - 1  # last bar completed by t
+    if window_start == "after_tweet":
+        start_bar, start_ok = containing_bar(starts, completes, t)
+        end_bar, end_ok = containing_bar(starts, completes, horizon)
+        # Each bar must lie in the tweet's session (a bar of the next morning never "contains"
+        # a time inside this session: the containing test already fails there).
+        start_fresh = start_ok & (starts[start_bar] >= open_t) & (completes[start_bar] <= close_t)
+        end_fresh = end_ok & (starts[end_bar] >= open_t) & (completes[end_bar] <= close_t)
+        too_early = np.zeros(len(t), dtype=bool)  # the bar containing t exists from the open on
+    else:
+        start_bar = last_done
+        end_bar = np.searchsorted(completes, horizon, side="right") - 1
+        start_ok = start_bar >= 0
+        start_bar, end_bar = np.maximum(start_bar, 0), np.maximum(end_bar, 0)
+        # Bars must belong to the tweet's session and be fresh: a bar that completed a whole bar
+        # or more before the instant it stands for means a gap in the price data (halts, missing
+        # hours).
+        start_fresh = start_ok & (starts[start_bar] >= open_t) & (t - completes[start_bar] < bar_ns)
+        end_fresh = (starts[end_bar] >= open_t) & (horizon - completes[end_bar] < bar_ns)
+        too_early = t < open_t + bar_ns
 
     start_price, end_price = closes[start_bar], closes[end_bar]
     return_bps = (end_price / start_price - 1.0) * 1e4
@@ -135,7 +161,7 @@ def label_tweets(
         "retweets_excluded": tweets["is_retweet"].to_numpy(bool) & (not include_retweets),
         "outside_session": ~in_session,
         "window_crosses_close": horizon > close_t,
-        "no_completed_bar": t < open_t + bar_ns,
+        "no_completed_bar": too_early,
         "no_price_coverage": ~(start_fresh & end_fresh),
         "ties_dropped": is_tie & (ties == "drop"),
     }
@@ -152,16 +178,18 @@ def label_tweets(
         label = np.where(is_tie, DOWN, label)
 
     labeled = tweets.loc[keep].copy()
+    # The instants whose closes are compared: the label's information ends at end_time.
     labeled["start_time"] = pd.to_datetime(completes[start_bar][keep], utc=True)
     labeled["end_time"] = pd.to_datetime(completes[end_bar][keep], utc=True)
     labeled["start_price"] = start_price[keep]
     labeled["end_price"] = end_price[keep]
     labeled["return_bps"] = return_bps[keep]
     labeled["prior_return_bps"] = prior_return_bps(
-        t, open_t, starts, completes, closes, start_bar, interval, bar_ns
+        t, open_t, starts, completes, closes, last_done, interval, bar_ns
     )[keep]
     labeled["label"] = label[keep].astype("int64")
     labeled["interval"] = interval
+    labeled["window_start"] = window_start
     labeled = labeled.reset_index(drop=True)
 
     report.add("labeled", len(labeled))
@@ -172,16 +200,32 @@ def label_tweets(
     return labeled
 
 
+def containing_bar(
+    starts: np.ndarray, completes: np.ndarray, instants: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the bar that contains each instant (the first bar completing at or after it, if
+    that bar starts at or before it), and whether there is one (False: a gap in the bars)."""
+    found = np.searchsorted(completes, instants, side="left")
+    index = np.minimum(found, len(completes) - 1)
+    ok = (found < len(completes)) & (starts[index] <= instants)
+    return index, ok
+
+
 def prior_return_bps(
-    t, open_t, starts, completes, closes, start_bar, interval, bar_ns
+    t, open_t, starts, completes, closes, last_done, interval, bar_ns
 ) -> np.ndarray:
-    """Market return over the N minutes before the tweet (same completed-bar rule), NaN where that
-    window leaves the session. This feeds the momentum baseline."""
+    """Market return over the N minutes before the tweet, from bars completed at or before t
+    whatever the label rule (momentum may only see the past), NaN where that window leaves the
+    session or the bars are stale. This feeds the momentum baseline."""
+    start_bar = np.maximum(last_done, 0)
     before = t - interval * MINUTE_NS
     found = np.searchsorted(completes, before, side="right") - 1
     prior_bar = np.maximum(found, 0)
     ok = (
         (found >= 0)
+        & (last_done >= 0)
+        & (starts[start_bar] >= open_t)
+        & (t - completes[start_bar] < bar_ns)
         & (before >= open_t)
         & (starts[prior_bar] >= open_t)
         & (before - completes[prior_bar] < bar_ns)

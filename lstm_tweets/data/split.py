@@ -1,7 +1,9 @@
 """Labeled samples -> train/val/test index sets, by time, with purging at the boundaries.
 
-A sample's label window is [created_at, created_at + interval]. If that window crosses a split
-boundary, its label depends on prices from the next split's period; such samples are purged.
+A sample's label window runs from created_at to the instant of its end price (`end_time`: the
+close of the bar containing created_at + interval, which can lie up to a bar past it; frames
+without end_time use created_at + interval). If that window crosses a split boundary, its label
+depends on prices from the next split's period; such samples are purged.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def split_samples(
     window_end = times + (frame["interval"].to_numpy("int64") * 60_000_000_000).astype(
         "timedelta64[ns]"
     )
+    if "end_time" in frame:
+        window_end = np.maximum(window_end, frame["end_time"].to_numpy("datetime64[ns]"))
 
     if method == "chronological":
         cut_train, cut_val = int(n * fractions[0]), int(n * (fractions[0] + fractions[1]))
