@@ -26,7 +26,7 @@ from lstm_tweets.data.datamodule import COUNT_COLUMNS
 from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.labels import DOWN, UP
 from lstm_tweets.data.text import tokenize
-from lstm_tweets.model import stage_metrics
+from lstm_tweets.model import stage_metrics, with_acc_lift
 
 log = logging.getLogger("lstm_tweets.baselines")
 
@@ -72,7 +72,7 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, num_classes: int, prefix: st
     probs_t = torch.as_tensor(probs, dtype=torch.float32)
     scores = probs_t[:, 1] if num_classes == 2 else probs_t
     metrics.update(scores, torch.as_tensor(labels, dtype=torch.int64))
-    out = {key: float(value) for key, value in metrics.compute().items()}
+    out = with_acc_lift({key: float(value) for key, value in metrics.compute().items()}, prefix)
     if len(np.unique(labels)) < 2:
         out[f"{prefix}auroc"] = math.nan  # one class only: AUROC is undefined
     p_true = probs[np.arange(len(labels)), labels].astype("float64")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import AUROC, Accuracy, F1Score, MatthewsCorrCoef
 
 
@@ -71,6 +71,33 @@ class LSTMClassifier(nn.Module):
         return self.head(features)
 
 
+class MajorityShare(Metric):
+    """Share of the most common true class among the samples seen: the accuracy of the best
+    constant guess on this split. `acc_lift` = acc - this is free of the split's base rate, so
+    it compares runs whose labels differ (intervals, label rules) where plain accuracy cannot."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.add_state("counts", torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self.counts += torch.bincount(target, minlength=self.num_classes).to(self.counts)
+
+    def compute(self) -> torch.Tensor:
+        return self.counts.max() / self.counts.sum().clamp(min=1)
+
+
+def with_acc_lift(values: dict, prefix: str) -> dict:
+    """Add `<prefix>acc_lift` = accuracy minus the split's majority-class share."""
+    share = values.get(f"{prefix}majority_share")
+    if share is not None:
+        values[f"{prefix}acc_lift"] = values[f"{prefix}acc"] - share
+    return values
+
+
 def stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
     task = (
         {"task": "binary"}
@@ -84,6 +111,7 @@ def stage_metrics(num_classes: int, prefix: str) -> MetricCollection:
             "f1": F1Score(**task, **f1_average),
             "auroc": AUROC(**task),
             "mcc": MatthewsCorrCoef(**task),
+            "majority_share": MajorityShare(num_classes),
         },
         prefix=prefix,
     )
@@ -185,6 +213,7 @@ class TweetLSTMModule(pl.LightningModule):
     def _log_epoch(self, stage: str) -> None:
         # Float values: MCC computes as an integer tensor when undefined, which Lightning warns about.
         values = {k: v.float() for k, v in self.metrics[f"{stage}_metrics"].compute().items()}
+        values = with_acc_lift(values, f"{stage}/")
         self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
         self.metrics[f"{stage}_metrics"].reset()
 

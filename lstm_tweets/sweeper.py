@@ -234,6 +234,30 @@ class Heartbeat:
             self.thread.join()
 
 
+# Keys that change which tweets get which label: across their values the validation base rate
+# moves, so plain accuracy rewards the most lopsided labels rather than the best model.
+LABEL_KEYS = (
+    "data",
+    "data.interval",
+    "data.target",
+    "data.window_start",
+    "data.ties",
+    "data.dead_band_bps",
+    "data.include_retweets",
+)
+
+
+def warn_if_comparing_base_rates(metric: str | None, swept: list[str]) -> None:
+    varied = [key for key in swept if key in LABEL_KEYS]
+    if metric in ("val/acc", "val_acc") and varied:
+        log.warning(
+            f"optimized_metric={metric} while the sweep varies the labels ({', '.join(varied)}): "
+            "the validation base rate differs between trials, so plain accuracy prefers the most "
+            "lopsided labels. Optimize val/acc_lift (accuracy minus the split's majority share) "
+            "instead: optimized_metric=val/acc_lift"
+        )
+
+
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def __init__(self, *args, heartbeat_interval: int = 30, grace_period: int | None = None):
         super().__init__(*args)
@@ -253,6 +277,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             total = min(total, math.prod(len(v) for v in grid.values()))
         for name in fixed_params:
             distributions.pop(name, None)
+        warn_if_comparing_base_rates(self.config.get("optimized_metric"), list(distributions))
         directions = self._get_directions()
         if len(directions) != 1:
             raise SweepFailed(

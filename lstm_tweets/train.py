@@ -140,7 +140,7 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         info["test_accuracy_max_over_epochs"] = max(tracker.accuracies)
         info["test_accuracy_per_epoch"] = tracker.accuracies
     info["optimized_metric"] = cfg.optimized_metric
-    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint, best_score)
+    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint, best_score, datamodule)
     if trainer.world_size > 1 and torch.distributed.is_initialized():
         # Only rank 0 tests and writes; the others leave the process group so that no metric
         # waits on them.
@@ -200,38 +200,55 @@ class MaxOverEpochsTestAccuracy(pl.Callback):
 
 
 def optimized_value(
-    cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None
+    cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None, datamodule
 ) -> float | None:
-    """The sweep's objective: the best epoch's value when the checkpoint tracks that metric."""
-    if (
-        checkpoint is not None
-        and checkpoint.monitor == cfg.optimized_metric
-        and best_score is not None
-    ):
-        return best_score
-    value = trainer.callback_metrics.get(cfg.optimized_metric)
+    """The sweep's objective at the chosen (best-validation) epoch. val/acc_lift is val/acc minus
+    the validation split's majority-class share, a constant within a run: the checkpoint that
+    tracks val/acc picks the same epoch, and the lift follows from its score."""
+    metric = cfg.optimized_metric
+    if checkpoint is not None and best_score is not None:
+        if checkpoint.monitor == metric:
+            return best_score
+        if checkpoint.monitor == "val/acc" and metric == "val/acc_lift":
+            val_labels = datamodule.labels[datamodule.split.val]
+            return best_score - float(np.bincount(val_labels).max() / len(val_labels))
+    value = trainer.callback_metrics.get(metric)
     return None if value is None else float(value)
 
 
 def summarize(cfg: DictConfig, datamodule, test_out: dict) -> dict:
+    """The run's test numbers, with trading days as the independent units (stats module)."""
     probs, labels = test_out["probs"], test_out["label"]
-    predicted = probs.argmax(axis=1)
-    correct = predicted == labels
     majority = datamodule.majority_class
-    majority_accuracy = float(np.mean(labels == majority))
-    summary = stats.accuracy_summary(correct, majority_accuracy)
+    days = stats.trading_days(datamodule.frame["created_at"].to_numpy()[test_out["index"]])
+    summary = stats.evaluate_predictions(labels, probs, days, majority, seed=int(cfg.seed))
     metrics = {
         "test_accuracy": summary["accuracy"],
         "test_accuracy_ci_low": summary["ci_low"],
         "test_accuracy_ci_high": summary["ci_high"],
-        "p_value_vs_majority": summary["p_value_vs_majority"],
+        "test_accuracy_wilson_low": summary["wilson_low"],
+        "test_accuracy_wilson_high": summary["wilson_high"],
+        "n_test_days": summary["n_days"],
         "majority_class": majority,
-        "majority_accuracy": majority_accuracy,
+        "majority_accuracy": summary["majority_accuracy"],
+        "lift_vs_majority": summary["lift"],
+        "lift_vs_majority_ci_low": summary["lift_ci_low"],
+        "lift_vs_majority_ci_high": summary["lift_ci_high"],
+        "p_value_vs_majority": summary["p_vs_majority"],
+        "p_value_vs_majority_test": "one-sided paired sign-flip permutation over trading days",
+        "test_auroc_ci_low": summary["auroc_ci_low"],
+        "test_auroc_ci_high": summary["auroc_ci_high"],
+        "test_log_loss": summary["log_loss"],
+        "test_log_loss_ci_low": summary["log_loss_ci_low"],
+        "test_log_loss_ci_high": summary["log_loss_ci_high"],
+        "predicted_share_top_class": summary["predicted_share_top_class"],
+        "verdict": stats.verdict(summary, model_name(cfg)),
     }
     for key in ("f1", "auroc", "mcc", "loss"):
         value = test_out["metrics"].get(f"test/{key}")
         metrics[f"test_{key}"] = None if value is None or np.isnan(value) else float(value)
-    return metrics
+    # JSON has no NaN: an undefined interval (one day, one class) is null.
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in metrics.items()}
 
 
 def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
@@ -309,10 +326,16 @@ def print_summary(metrics: dict, output_dir: Path) -> None:
         return
     console.print(
         f"[bold]Test accuracy[/bold] {metrics['test_accuracy']:.3f} "
-        f"(95% CI {metrics['test_accuracy_ci_low']:.3f}-{metrics['test_accuracy_ci_high']:.3f}, n={metrics['n_test']}) "
-        f"vs majority baseline {metrics['majority_accuracy']:.3f}: one-sided p = {metrics['p_value_vs_majority']:.2g}; "
-        f"epoch chosen on validation: {metrics.get('best_epoch')}"
+        f"(95% day-block CI {fmt(metrics['test_accuracy_ci_low'])}-"
+        f"{fmt(metrics['test_accuracy_ci_high'])}, n={metrics['n_test']} tweets on "
+        f"{metrics['n_test_days']} trading days); epoch chosen on validation: "
+        f"{metrics.get('best_epoch')}"
     )
+    console.print(f"[bold]Verdict[/bold]: {metrics['verdict']}")
+
+
+def fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 # An absolute path: run as a console script, Hydra would resolve a relative one as a package.

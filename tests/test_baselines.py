@@ -38,9 +38,11 @@ def test_each_baseline_writes_a_full_metrics_json(synthetic_runs, name):
     assert DESIGN_METRIC_KEYS <= metrics.keys()
     assert metrics["model"] == metrics["baseline"] == name
     assert metrics["best_epoch"] is None and metrics["selected_by"]
-    assert metrics["optimized_metric"] == "val/acc"
-    assert metrics["optimized_value"] == pytest.approx(metrics["val_metrics"]["val/acc"])
-    assert 0 < metrics["optimized_value"] < 1
+    assert metrics["optimized_metric"] == "val/acc_lift"
+    assert metrics["optimized_value"] == pytest.approx(metrics["val_metrics"]["val/acc_lift"])
+    val_acc, share = metrics["val_metrics"]["val/acc"], metrics["val_metrics"]["val/majority_share"]
+    assert metrics["optimized_value"] == pytest.approx(val_acc - share)
+    assert -1 < metrics["optimized_value"] < 1
     assert (
         metrics["test_accuracy_ci_low"]
         <= metrics["test_accuracy"]
@@ -58,7 +60,7 @@ def test_each_baseline_writes_a_full_metrics_json(synthetic_runs, name):
     if name == "tfidf_logreg":
         assert metrics["tfidf_C"] in (0.1, 1.0, 10.0)
         by_c = metrics["tfidf_val_accuracy_by_C"]
-        assert max(by_c.values()) == pytest.approx(metrics["optimized_value"])
+        assert max(by_c.values()) == pytest.approx(val_acc)
         assert 0 < metrics["test_loss"] < 1.0
 
 

@@ -50,7 +50,16 @@ def test_a_finished_run_writes_metrics_in_sane_ranges(tiny_run):
         <= metrics["test_accuracy"]
         <= metrics["test_accuracy_ci_high"]
     )
-    assert metrics["test_accuracy_ci_high"] - metrics["test_accuracy_ci_low"] < 0.1  # n is large
+    assert metrics["test_accuracy_wilson_low"] <= metrics["test_accuracy"]
+    assert metrics["test_accuracy"] <= metrics["test_accuracy_wilson_high"]
+    # The lift is over the majority predictor on the same tweets, and its interval holds it.
+    lift = metrics["test_accuracy"] - metrics["majority_accuracy"]
+    assert metrics["lift_vs_majority"] == pytest.approx(lift)
+    assert metrics["lift_vs_majority_ci_low"] <= lift <= metrics["lift_vs_majority_ci_high"]
+    assert 1 <= metrics["n_test_days"] < metrics["n_test"]  # several tweets a trading day
+    assert (
+        f"{metrics['n_test']} tweets ({metrics['n_test_days']} trading days)" in metrics["verdict"]
+    )
     assert min(metrics["n_train"], metrics["n_val"], metrics["n_test"]) > 0
     assert metrics["n_train"] > metrics["n_val"]
     assert metrics["best_epoch"] in (0, 1)
