@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import shlex
 import sys
@@ -38,6 +39,17 @@ ROOT = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))  # as conf/paths/default.ya
 OPTUNA_STUDY = "sweep"
 INTERVAL_KEY = "data.interval"
 FOLD_KEY = "data.fold"
+SHUFFLE_KEY = "data.shuffle_train_labels"
+NULL_VALUE_COLUMNS = {
+    "real_seeds",
+    "real_accuracy",
+    "permutations",
+    "null_mean",
+    "null_q95",
+    "null_max",
+    "permutation_p",
+    "null_accuracies",
+}
 # Axes of the pretrained-embedding x count-features ablation.
 ABLATION_KEYS = ("embedding", "embedding.kind", "model.concat_counts")
 CURVES = {
@@ -256,29 +268,105 @@ def cell_label(design: Design, cell: tuple[str, ...]) -> str:
 
 
 # ---- the table ------------------------------------------------------------------------------
+# A cell's seeds share ONE test set: their errors fall on the same tweets, so pooling their
+# counts would pretend to have n_seeds times the data. A cell is scored once, as the seed
+# ensemble (mean class probability over seeds) on the true n_test, with trading days as the
+# independent units (stats.evaluate_predictions); the seeds' own accuracies are reported beside
+# it as the model's instability, not as precision.
 
 
-def summarize_cell(metrics: list[dict]) -> dict:
-    """Seed spread of test accuracy, and the Wilson CI and binomial test of the counts pooled
-    over seeds (correct summed over seeds / test samples summed over seeds)."""
-    accuracy = [m["test_accuracy"] for m in metrics]
-    n = [int(m["n_test"]) for m in metrics]
-    k = [round(a * size) for a, size in zip(accuracy, n, strict=True)]
-    spread = stats.seed_spread(accuracy)
-    majority = float(np.mean([m["majority_accuracy"] for m in metrics]))
-    ci_low, ci_high = stats.wilson_interval(sum(k), sum(n))
+def read_predictions(run: Run) -> pd.DataFrame:
+    frame = pd.read_csv(run.job_dir / "predictions_test.csv", dtype={"id": str})
+    frame.index = pd.Index(frame["id"].to_numpy(), name=None)  # align seeds by tweet id
+    return frame
+
+
+def prob_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted((c for c in frame.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
+
+
+def seed_ensemble(runs: list[Run]) -> pd.DataFrame:
+    """The cell's test tweets (those every seed scored: normally all of them) with the mean class
+    probability over seeds and the ensemble's predicted class."""
+    frames = [read_predictions(run) for run in runs]
+    common = frames[0].index
+    for frame in frames[1:]:
+        common = common.intersection(frame.index, sort=False)
+    frames = [f.loc[common] for f in frames]
+    base = frames[0][["id", "created_at", "label"]].copy()
+    for frame in frames[1:]:
+        if not (frame["label"].to_numpy() == base["label"].to_numpy()).all():
+            raise ValueError(
+                f"{runs[0].job_dir} and {frame is not None and runs[1].job_dir}: the seeds label "
+                "the same tweets differently; they are not one cell"
+            )
+    columns = prob_columns(frames[0])
+    mean = np.mean([f[columns].to_numpy(float) for f in frames], axis=0)
+    base[columns] = mean
+    base["predicted"] = mean.argmax(axis=1)
+    return base.sort_values(["created_at", "id"])
+
+
+def run_model_name(run: Run) -> str:
+    return str((run.metrics or {}).get("model") or (run.config.get("model") or {}).get("name"))
+
+
+def evaluate_cell(
+    ensemble: pd.DataFrame, majority_class, baselines: dict[str, pd.Series], seed: int = 0
+) -> dict:
+    """stats.evaluate_predictions on an ensemble frame; baselines are predicted classes by id."""
+    days = stats.trading_days(ensemble["created_at"].to_numpy())
+    others = {}
+    for name, predicted in baselines.items():
+        aligned = predicted.reindex(ensemble["id"])
+        if aligned.notna().all():
+            others[name] = aligned.to_numpy(int)
+    return stats.evaluate_predictions(
+        ensemble["label"].to_numpy(int),
+        ensemble[prob_columns(ensemble)].to_numpy(float),
+        days,
+        majority_class,
+        baseline_predictions=others,
+        seed=seed,
+    )
+
+
+def summarize_cell(runs: list[Run], baselines: dict[str, pd.Series]) -> tuple[dict, pd.DataFrame]:
+    """One row for the cell, and its ensemble predictions (for paired comparisons)."""
+    metrics = [run.metrics for run in runs]
+    majority = {m["majority_class"] for m in metrics}
+    if len(majority) > 1:
+        raise ValueError(f"the seeds of one cell disagree on the train majority class: {majority}")
+    ensemble = seed_ensemble(runs).assign(majority=majority.pop())
+    result = evaluate_cell(ensemble, ensemble["majority"].to_numpy(int), baselines)
+    spread = stats.seed_spread([m["test_accuracy"] for m in metrics])
     row = {
-        "n_test": n[0] if len(set(n)) == 1 else float(np.mean(n)),
-        "acc_mean": spread["mean"],
-        "acc_std": spread["std"],
-        "acc_min": spread["min"],
-        "acc_max": spread["max"],
-        "k_pooled": sum(k),
-        "n_pooled": sum(n),
-        "ci_low": ci_low,
-        "ci_high": ci_high,
-        "majority_accuracy": majority,
-        "p_value_vs_majority": stats.binomial_p_value(sum(k), sum(n), majority),
+        "model": run_model_name(runs[0]),
+        "interval": int(metrics[0]["interval"]),
+        "n_test": result["n"],
+        "n_days": result["n_days"],
+        "n_seeds": len(runs),
+        "accuracy": result["accuracy"],
+        "ci_low": result["ci_low"],
+        "ci_high": result["ci_high"],
+        "wilson_low": result["wilson_low"],
+        "wilson_high": result["wilson_high"],
+        "seed_mean": spread["mean"],
+        "seed_std": spread["std"],
+        "seed_min": spread["min"],
+        "seed_max": spread["max"],
+        "majority_accuracy": result["majority_accuracy"],
+        "lift": result["lift"],
+        "lift_ci_low": result["lift_ci_low"],
+        "lift_ci_high": result["lift_ci_high"],
+        "p_vs_majority": result["p_vs_majority"],
+        "p_vs_momentum": result.get("p_vs_momentum", math.nan),
+        "lift_vs_momentum": result.get("lift_vs_momentum", math.nan),
+        "auroc": result["auroc"],
+        "auroc_ci_low": result["auroc_ci_low"],
+        "auroc_ci_high": result["auroc_ci_high"],
+        "log_loss": result["log_loss"],
+        "predicted_share_top_class": result["predicted_share_top_class"],
         "best_epoch_by_seed": ", ".join(f"{m['seed']}:{m.get('best_epoch')}" for m in metrics),
     }
     max_over_epochs = [
@@ -289,31 +377,74 @@ def summarize_cell(metrics: list[dict]) -> dict:
     if max_over_epochs:
         spread = stats.seed_spread(max_over_epochs)
         row.update(acc_max_over_epochs_mean=spread["mean"], acc_max_over_epochs_std=spread["std"])
-    return row
+    return row, ensemble
 
 
-def cell_table(design: Design, runs: list[Run]) -> pd.DataFrame:
+def model_axis(design: Design) -> str | None:
+    return "model" if "model" in design.axes else None
+
+
+def baseline_cell(design: Design, cell: tuple[str, ...], baseline: str) -> tuple[str, ...] | None:
+    """The same cell with the model axis set to a baseline (None when the study has no such axis)."""
+    if model_axis(design) is None:
+        return None
+    keys = list(design.axes)
+    return tuple(baseline if key == "model" else v for key, v in zip(keys, cell, strict=True))
+
+
+def cell_runs(design: Design, runs: list[Run]) -> dict[tuple, list[Run]]:
     finished = latest_finished(runs)
-    rows = []
-    for cell in all_cells(design, runs):
-        done = sorted(
+    return {
+        cell: sorted(
             (run for (c, _), run in finished.items() if c == cell),
             key=lambda r: (len(r.seed), r.seed),
         )
+        for cell in all_cells(design, runs)
+    }
+
+
+def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
+    """One row per cell (model x settings), and each finished cell's ensemble predictions."""
+    by_cell = cell_runs(design, runs)
+    momentum = {}
+    for cell, done in by_cell.items():
+        if done and run_model_name(done[0]) == "momentum":
+            momentum[cell] = seed_ensemble(done).set_index("id")["predicted"]
+    rows, ensembles = [], {}
+    for cell, done in by_cell.items():
         row = {
             **dict(zip(design.axes, cell, strict=True)),
             "seeds_found": len(done),
             "seeds_expected": len(design.seeds_for(cell)),
         }
         if done:
-            row.update(summarize_cell([run.metrics for run in done]))
+            reference = momentum.get(baseline_cell(design, cell, "momentum"))
+            baselines = {"momentum": reference} if reference is not None else {}
+            summary, ensembles[cell] = summarize_cell(done, baselines)
+            row = {**summary, **row} if "model" not in design.axes else {**row, **summary}
         rows.append(row)
     table = pd.DataFrame(rows)
-    comparisons = mcnemar_vs_full(design, runs)
+    comparisons = mcnemar_vs_full(design, ensembles, by_cell)
     if comparisons:
-        table = table.join(
-            pd.DataFrame([comparisons.get(cell, {}) for cell in all_cells(design, runs)])
-        )
+        table = table.join(pd.DataFrame([comparisons.get(cell, {}) for cell in by_cell]))
+    return table, ensembles
+
+
+def tested_against_majority(table: pd.DataFrame) -> pd.Series:
+    """The rows in the study's family of tests against majority: every finished cell but the
+    majority baseline itself (which is the null by construction)."""
+    if "p_vs_majority" not in table:
+        return pd.Series(False, index=table.index)
+    rows = table["p_vs_majority"].notna() & (table.get("model") != "majority")
+    if SHUFFLE_KEY in table:  # permuted-label runs are draws of the null, not hypotheses
+        rows &= table[SHUFFLE_KEY].astype(str).str.lower() != "true"
+    return rows
+
+
+def add_holm(table: pd.DataFrame, column: str, rows: pd.Series) -> pd.DataFrame:
+    table[f"{column}_holm"] = np.nan
+    if rows.any():
+        table.loc[rows, f"{column}_holm"] = stats.holm_correction(table.loc[rows, column].tolist())
     return table
 
 
@@ -324,58 +455,40 @@ def is_full_model(config: dict) -> bool:
     )
 
 
-def paired_correct(run_a: Run, run_b: Run) -> tuple[np.ndarray, np.ndarray]:
-    """Was each test tweet predicted right by A and by B, paired by tweet id."""
-    a, b = (
-        pd.read_csv(r.job_dir / "predictions_test.csv", dtype={"id": str}) for r in (run_a, run_b)
-    )
-    both = a.merge(b, on="id", suffixes=("_a", "_b"))
-    return (both.label_a == both.predicted_a).to_numpy(), (
-        both.label_b == both.predicted_b
-    ).to_numpy()
-
-
-def mcnemar_vs_full(design: Design, runs: list[Run]) -> dict[tuple, dict]:
-    """McNemar's exact test of each ablation variant against the full model at the same other
-    settings. Tweets are paired by id within a seed; the pairs of all seeds found in both cells
-    are pooled into one test (b and c summed over seeds). Holm-corrected across the variants."""
+def mcnemar_vs_full(
+    design: Design, ensembles: dict[tuple, pd.DataFrame], by_cell: dict[tuple, list[Run]]
+) -> dict[tuple, dict]:
+    """McNemar's exact test of each ablation variant's seed ensemble against the full model's
+    ensemble at the same other settings, paired by tweet id: one test on the true n, never the
+    seeds' predictions stacked. Holm-corrected across the variants."""
     ablated = [i for i, key in enumerate(design.axes) if key in ABLATION_KEYS]
     if not ablated:
         return {}
-    finished = latest_finished(runs)
 
     def context(cell):
         return tuple(v for i, v in enumerate(cell) if i not in ablated)
 
-    full = {context(cell): cell for (cell, _), run in finished.items() if is_full_model(run.config)}
+    full = {
+        context(cell): cell
+        for cell, done in by_cell.items()
+        if done and cell in ensembles and is_full_model(done[0].config)
+    }
     results = {}
-    for cell in all_cells(design, runs):
+    for cell, ensemble in ensembles.items():
         reference = full.get(context(cell))
         if reference is None:
             continue
         if reference == cell:
             results[cell] = {"mcnemar_vs": "(reference)"}
             continue
-        seeds = [
-            s
-            for (c, s) in finished
-            if c == cell
-            and (reference, s) in finished
-            and all(
-                (r.job_dir / "predictions_test.csv").is_file()
-                for r in (finished[(c, s)], finished[(reference, s)])
-            )
-        ]
-        if not seeds:
-            continue
-        pairs = [paired_correct(finished[(reference, s)], finished[(cell, s)]) for s in seeds]
+        both = ensembles[reference].merge(ensemble, on="id", suffixes=("_full", ""))
         test = stats.mcnemar_test(
-            np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+            (both.label_full == both.predicted_full).to_numpy(),
+            (both.label == both.predicted).to_numpy(),
         )
         results[cell] = {
             "mcnemar_vs": cell_label(design, reference),
-            "mcnemar_seeds": len(seeds),
-            "mcnemar_pairs": sum(len(p[0]) for p in pairs),
+            "mcnemar_pairs": len(both),
             "mcnemar_b": test["b"],
             "mcnemar_c": test["c"],
             "mcnemar_p": test["p_value"],
@@ -388,42 +501,137 @@ def mcnemar_vs_full(design: Design, runs: list[Run]) -> dict[tuple, dict]:
     return results
 
 
+def pooled_over_folds(design: Design, ensembles: dict[tuple, pd.DataFrame]) -> pd.DataFrame | None:
+    """Walk-forward: per model, the folds' test quarters (distinct tweets, distinct periods)
+    joined into one out-of-sample set, each tweet scored against its own fold's train majority
+    class, and one paired day-level test: the study's primary test."""
+    if FOLD_KEY not in design.axes or not ensembles:
+        return None
+    fold_at = list(design.axes).index(FOLD_KEY)
+    others = [key for key in design.axes if key != FOLD_KEY]
+    groups: dict[tuple, list[tuple]] = {}
+    for cell in ensembles:
+        groups.setdefault(tuple(v for i, v in enumerate(cell) if i != fold_at), []).append(cell)
+    momentum_pooled = None
+    if "model" in others:
+        momentum_key = next((k for k in groups if k[others.index("model")] == "momentum"), None)
+        if momentum_key is not None:
+            momentum_pooled = pd.concat(
+                [ensembles[c].set_index("id")["predicted"] for c in groups[momentum_key]]
+            )
+    rows = []
+    for key, cells in groups.items():
+        frame = pd.concat([ensembles[c] for c in cells]).sort_values(["created_at", "id"])
+        baselines = {"momentum": momentum_pooled} if momentum_pooled is not None else {}
+        result = evaluate_cell(frame, frame["majority"].to_numpy(int), baselines)
+        rows.append(
+            {
+                **dict(zip(others, key, strict=True)),
+                "folds": len(cells),
+                "n": result["n"],
+                "n_days": result["n_days"],
+                "accuracy": result["accuracy"],
+                "ci_low": result["ci_low"],
+                "ci_high": result["ci_high"],
+                "majority": result["majority_accuracy"],
+                "lift": result["lift"],
+                "lift_ci_low": result["lift_ci_low"],
+                "lift_ci_high": result["lift_ci_high"],
+                "p_vs_majority": result["p_vs_majority"],
+                "p_vs_momentum": result.get("p_vs_momentum", math.nan),
+            }
+        )
+    pooled = pd.DataFrame(rows)
+    return add_holm(pooled, "p_vs_majority", tested_against_majority(pooled))
+
+
+def permutation_null(design: Design, by_cell: dict[tuple, list[Run]]) -> pd.DataFrame | None:
+    """Studies that sweep `data.shuffle_train_labels`: each shuffled run (train labels permuted,
+    one permutation per seed) is a draw from the no-signal null of the same model and cell; the
+    real-label model's test accuracy (its seed mean) is placed in that distribution:
+    permutation p = (1 + #null >= real) / (1 + K)."""
+    if SHUFFLE_KEY not in design.axes:
+        return None
+    at = list(design.axes).index(SHUFFLE_KEY)
+    groups: dict[tuple, dict[str, list[Run]]] = {}
+    for cell, done in by_cell.items():
+        key = tuple(v for i, v in enumerate(cell) if i != at)
+        groups.setdefault(key, {}).setdefault(cell[at].lower(), []).extend(done)
+    others = [key for key in design.axes if key != SHUFFLE_KEY]
+    rows = []
+    for key, parts in groups.items():
+        real, null = parts.get("false", []), parts.get("true", [])
+        if not real or not null:
+            continue
+        observed = float(np.mean([r.metrics["test_accuracy"] for r in real]))
+        null_accuracy = [r.metrics["test_accuracy"] for r in null]
+        rows.append(
+            {
+                **dict(zip(others, key, strict=True)),
+                "real_seeds": len(real),
+                "real_accuracy": observed,
+                "permutations": len(null),
+                "null_mean": float(np.mean(null_accuracy)),
+                "null_q95": float(np.quantile(null_accuracy, 0.95)),
+                "null_max": float(np.max(null_accuracy)),
+                "permutation_p": stats.permutation_p_value(observed, null_accuracy),
+                "null_accuracies": null_accuracy,
+            }
+        )
+    return pd.DataFrame(rows) if rows else None
+
+
 # ---- figures --------------------------------------------------------------------------------
 
 
 def ci_errors(table: pd.DataFrame) -> list[np.ndarray]:
     return [
-        (table.acc_mean - table.ci_low).clip(lower=0).to_numpy(),
-        (table.ci_high - table.acc_mean).clip(lower=0).to_numpy(),
+        (table.accuracy - table.ci_low).clip(lower=0).to_numpy(),
+        (table.ci_high - table.accuracy).clip(lower=0).to_numpy(),
     ]
 
 
-def plot_accuracy_vs_interval(table: pd.DataFrame, design: Design, path: Path) -> None:
-    """One line per combination of the other swept settings (e.g. per model)."""
+def plot_accuracy_vs_interval(table: pd.DataFrame, design: Design, path: Path, title: str) -> None:
+    """One series per combination of the other swept settings (e.g. per model), offset along x so
+    that error bars do not overlap; the majority baseline as a grey band-free line drawn on top."""
     done = table[table.seeds_found > 0].assign(x=lambda t: t[INTERVAL_KEY].astype(float))
     others = [key for key in design.axes if key != INTERVAL_KEY]
-    fig = Figure(figsize=(7, 4.2))
+    groups = list(done.groupby(others, sort=False)) if others else [((), done)]
+    fig = Figure(figsize=(8, 4.4))
     ax = fig.subplots()
-    for name, group in done.groupby(others, sort=False) if others else [((), done)]:
+    width = 0.8 * min(np.diff(np.unique(done.x)).min(initial=5), 5)
+    for i, (name, group) in enumerate(groups):
         group = group.sort_values("x")
-        label = (
-            ", ".join(f"{k}={v}" for k, v in zip(others, name, strict=True))
-            or "LSTM (mean over seeds)"
-        )
+        name = name if isinstance(name, tuple) else (name,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(others, name, strict=True)) or "LSTM"
+        if group.model.iloc[0] == "majority":
+            continue  # the majority baseline is the dashed line below
+        offset = (i - (len(groups) - 1) / 2) * width / max(len(groups), 1)
         ax.errorbar(
-            group.x, group.acc_mean, yerr=ci_errors(group), marker="o", capsize=3, label=label
+            group.x + offset,
+            group.accuracy,
+            yerr=ci_errors(group),
+            marker="o",
+            capsize=3,
+            label=f"{label} (seed ensemble)",
         )
     majority = done.groupby("x").majority_accuracy.mean()
-    ax.plot(majority.index, majority.to_numpy(), "k--", label="majority baseline")
+    ax.plot(
+        majority.index,
+        majority.to_numpy(),
+        "k--",
+        zorder=5,
+        label="majority baseline (train class)",
+    )
     ax.set_xlabel("interval (minutes after the tweet)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("Test accuracy vs interval (error bars: pooled Wilson 95% CI)")
-    ax.legend(fontsize="small")
+    ax.set_title(f"{title}\n(error bars: 95% trading-day block bootstrap)", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
-def plot_ablation(table: pd.DataFrame, design: Design, path: Path) -> None:
+def plot_ablation(table: pd.DataFrame, design: Design, path: Path, title: str) -> None:
     done = table[table.seeds_found > 0].reset_index(drop=True)
     labels = [
         "\n".join(f"{k.split('.')[-1]}={row[k]}" for k in design.axes) for _, row in done.iterrows()
@@ -432,7 +640,7 @@ def plot_ablation(table: pd.DataFrame, design: Design, path: Path) -> None:
     ax = fig.subplots()
     ax.bar(
         range(len(done)),
-        done.acc_mean,
+        done.accuracy,
         yerr=ci_errors(done),
         capsize=4,
         color="tab:blue",
@@ -440,10 +648,31 @@ def plot_ablation(table: pd.DataFrame, design: Design, path: Path) -> None:
     )
     ax.axhline(done.majority_accuracy.mean(), color="k", linestyle="--", label="majority baseline")
     ax.set_xticks(range(len(done)), labels, fontsize="small")
-    ax.set_ylabel("test accuracy (mean over seeds)")
+    ax.set_ylabel("test accuracy (seed ensemble)")
     ax.set_ylim(0, 1)
-    ax.set_title("Ablation (error bars: pooled Wilson 95% CI)")
+    ax.set_title(f"{title}\n(error bars: 95% trading-day block bootstrap)", fontsize="medium")
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_permutation_null(null: pd.DataFrame, path: Path, title: str) -> None:
+    """Per cell: the null accuracies as dots and the real-label model as a red bar."""
+    labels = [
+        ", ".join(f"{k}={row[k]}" for k in null.columns if k not in NULL_VALUE_COLUMNS)
+        for _, row in null.iterrows()
+    ]
+    fig = Figure(figsize=(8, 0.6 * len(null) + 1.6))
+    ax = fig.subplots()
+    for i, (_, row) in enumerate(null.iterrows()):
+        ax.plot(row.null_accuracies, [i] * len(row.null_accuracies), "o", color="0.6", ms=4)
+        ax.plot([row.real_accuracy] * 2, [i - 0.35, i + 0.35], color="tab:red", lw=2.5)
+    ax.plot([], [], "o", color="0.6", label="trained on permuted train labels")
+    ax.plot([], [], color="tab:red", lw=2.5, label="trained on the real labels")
+    ax.set_yticks(range(len(null)), labels, fontsize="small")
+    ax.set_xlabel("test accuracy")
+    ax.set_title(f"{title}: label-permutation null", fontsize="medium")
+    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.08), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -514,14 +743,19 @@ def fmt(value, spec: str = ".3f") -> str:
 
 
 def markdown_rows(table: pd.DataFrame, design: Design) -> tuple[list[str], list[list[str]]]:
+    shown_axes = list(design.axes)
     header = [
-        *design.axes,
+        *shown_axes,
+        *([] if "model" in shown_axes else ["model"]),
         "seeds",
-        "n_test",
-        "test acc (mean ± std)",
-        "pooled 95% CI",
+        "n_test (days)",
+        "accuracy (seed ensemble) [95% day-block CI]",
+        "seed mean ± std",
         "majority",
-        "p vs majority",
+        "lift over majority [95% CI]",
+        "p vs majority (Holm)",
+        "p vs momentum",
+        "rules out a lift above",
         "best epoch (seed:epoch)",
     ]
     max_over_epochs = "acc_max_over_epochs_mean" in table
@@ -532,18 +766,27 @@ def markdown_rows(table: pd.DataFrame, design: Design) -> tuple[list[str], list[
         header += ["McNemar vs full: b / c", "p (McNemar)", "p (Holm)"]
     rows = []
     for _, r in table.iterrows():
-        row = [str(r[key]) for key in design.axes] + [f"{r.seeds_found}/{r.seeds_expected}"]
+        row = [str(r[key]) for key in shown_axes]
+        if "model" not in shown_axes:
+            row.append(str(r["model"]) if pd.notna(r.get("model")) else "—")
+        row.append(f"{r.seeds_found}/{r.seeds_expected}")
         if r.seeds_found:
+            holm = r.get("p_vs_majority_holm")
             row += [
-                fmt(r.n_test, ".0f" if float(r.n_test).is_integer() else ".1f"),
-                f"{fmt(r.acc_mean)} ± {fmt(r.acc_std)}",
-                f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                f"{int(r.n_test)} ({int(r.n_days)})",
+                f"{fmt(r.accuracy)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                f"{fmt(r.seed_mean)} ± {fmt(r.seed_std)}",
                 fmt(r.majority_accuracy),
-                fmt(r.p_value_vs_majority, ".3g"),
+                f"{points(r.lift)} [{points(r.lift_ci_low)}, {points(r.lift_ci_high)}]",
+                f"{fmt(r.p_vs_majority, '.2g')} ({fmt(holm, '.2g')})",
+                fmt(r.get("p_vs_momentum"), ".2g"),
+                points(r.lift_ci_high) + " pts",
                 r.best_epoch_by_seed,
             ]
+            if r.predicted_share_top_class >= stats.NEAR_CONSTANT:
+                row[len(shown_axes) + (0 if "model" in shown_axes else 1) + 2] += " (near-constant)"
         else:
-            row += ["—"] * 6
+            row += ["—"] * 9
         if max_over_epochs:
             mean = r.get("acc_max_over_epochs_mean")
             row.append("—" if pd.isna(mean) else f"{fmt(mean)} ± {fmt(r.acc_max_over_epochs_std)}")
@@ -562,38 +805,57 @@ def markdown_rows(table: pd.DataFrame, design: Design) -> tuple[list[str], list[
     return header, rows
 
 
+def points(value) -> str:
+    """An accuracy difference in percentage points, signed."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    return f"{100 * value:+.1f}"
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def pooled_over_folds(table: pd.DataFrame, design: Design) -> pd.DataFrame | None:
-    """Walk-forward studies: each remaining cell's counts summed over `data.fold`."""
-    if FOLD_KEY not in design.axes or table.empty or "k_pooled" not in table:
-        return None
-    others = [key for key in design.axes if key != FOLD_KEY]
-    rows = []
-    for values, group in (
-        table.dropna(subset=["k_pooled"]).groupby(others, sort=False) if others else [((), table)]
-    ):
-        k, n = int(group.k_pooled.sum()), int(group.n_pooled.sum())
-        majority = float((group.majority_accuracy * group.n_pooled).sum() / n)
-        low, high = stats.wilson_interval(k, n)
-        rows.append(
-            {
-                **dict(
-                    zip(others, values if isinstance(values, tuple) else (values,), strict=True)
-                ),
-                "folds": len(group),
-                "n": n,
-                "accuracy": k / n,
-                "ci_low": low,
-                "ci_high": high,
-                "majority": majority,
-                "p_vs_majority": stats.binomial_p_value(k, n, majority),
-            }
-        )
-    return pd.DataFrame(rows)
+def describe_data(runs: list[Run]) -> str:
+    """Which data the study used, for titles: synthetic, real (files) and shuffled labels."""
+    config = next((r.config for r in runs if r.finished), runs[0].config if runs else {})
+    data = config.get("data") or {}
+    if data.get("source") == "synthetic":
+        text = "synthetic sample (planted signal)"
+    elif data.get("source") == "prelabeled":
+        text = f"prelabeled {Path(str(data.get('path'))).name}"
+    else:
+        prices = Path(str(data.get("prices_path"))).name
+        text = f"real tweets x {prices}"
+    if data.get("shuffle_train_labels") is True:
+        text += ", SHUFFLED train labels"
+    if data.get("window_start"):
+        text += f", {data['window_start']} labels"
+    return text
+
+
+def study_notes(sweeps: list[Path]) -> dict:
+    """The experiment config's `report:` block (what the study declares about its tests)."""
+    notes = {}
+    for sweep in sweeps:  # pooled sweeps: the newest declaration wins
+        multirun = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
+        notes.update(multirun.get("report") or {})
+    return notes
+
+
+HOW_TO_READ = (
+    "How to read this table: the seeds of a cell share ONE test set, so a cell is scored once, as "
+    "the seed ensemble (mean class probability over seeds) on its true n_test tweets; the seed "
+    "mean ± std beside it is the model's instability, not its precision. Tweets of one trading day "
+    "share the day's market, so the 95% intervals resample whole trading days (a day-block "
+    "bootstrap, 2,000 resamples) and the p-values are paired tests on the same tweets that flip "
+    "the sign of whole days (one-sided: the model is better). 'majority' is the train split's "
+    "majority class scored on the same test tweets; the lift is the accuracy difference to it, in "
+    "points. 'Rules out a lift above' is the upper end of the lift interval: the largest true "
+    "lift over majority these data still allow. A model that predicts one class for 95% or more "
+    "of the tweets is marked near-constant: its accuracy is the base rate's."
+)
 
 
 def write_markdown(
@@ -602,6 +864,7 @@ def write_markdown(
     design: Design,
     runs: list[Run],
     table: pd.DataFrame,
+    extra: dict,
     figures: list[str],
     path: Path,
 ) -> None:
@@ -610,12 +873,14 @@ def write_markdown(
         or "no swept parameter"
     )
     n_expected = len(design.pairs())
+    family = int(tested_against_majority(table).sum())
+    notes = extra["notes"]
     lines = [
-        f"# Study `{study}`",
+        f"# Study `{study}`: {extra['data']}",
         "",
         f"Sweep folder{'s' if len(sweeps) > 1 else ''}: " + ", ".join(f"`{s}`" for s in sweeps),
-        f"({len(runs)} jobs, {sum(r.finished for r in runs)} finished). Built from each job's metrics.json "
-        "and .hydra/ files by `python -m experiments.report`.",
+        f"({len(runs)} jobs, {sum(r.finished for r in runs)} finished). Built from each job's "
+        "metrics.json, predictions_test.csv and .hydra/ files by `python -m experiments.report`.",
         "",
         "Reproduce:",
         "",
@@ -630,13 +895,10 @@ def write_markdown(
         "",
         markdown_table(*markdown_rows(table, design)),
         "",
-        "Test accuracy is the mean ± sample std over seeds, each seed tested once at its best-validation "
-        "epoch. The 95% CI is the Wilson interval of the counts pooled over seeds (correct predictions "
-        "summed over seeds / test samples summed over seeds), and p is the one-sided exact binomial test "
-        "of those pooled counts against the mean majority-class accuracy (the train majority class "
-        "applied to test). The seeds share one test set, so pooling overstates the number of independent "
-        "samples: the pooled CI is the precision of the seed average, not of a single model "
-        "(each run's own CI is in its metrics.json).",
+        f"Test family for Holm: {notes.get('test_family') or 'every model x cell of this study'} "
+        f"against majority ({family} tests; the majority baseline itself is not tested).",
+        "",
+        HOW_TO_READ,
     ]
     if "acc_max_over_epochs_mean" in table:
         lines += [
@@ -650,33 +912,53 @@ def write_markdown(
             "",
             "## Ablation: McNemar's test against the full model",
             "",
-            "Each variant is compared with the full model (pretrained embedding on, count features on) at "
-            "the same other settings. Test tweets are paired by id within a seed; the discordant pairs are "
-            "pooled over the seeds found in both cells (b = full right and variant wrong, c = full wrong and "
-            "variant right, summed over seeds) into one exact two-sided McNemar test. The p-values are "
-            "Holm-corrected across the variants.",
+            "Each variant's seed ensemble is compared with the full model's (pretrained embedding "
+            "on, count features on) at the same other settings, paired by tweet id on the true "
+            "n_test (b = full right and variant wrong, c = full wrong and variant right), in one "
+            "exact two-sided McNemar test. The p-values are Holm-corrected across the variants.",
             "",
             f"Note: {LOOK_AHEAD_NOTE}",
         ]
-    missing = missing_runs(design, runs)
-    pooled = pooled_over_folds(table, design)
+    pooled = extra.get("pooled")
     if pooled is not None:
         lines += [
             "",
-            "## Pooled over walk-forward folds",
+            "## Pooled over walk-forward folds (the primary test)",
             "",
-            "Each fold's test quarter is a different period, so pooling the folds' correct counts "
-            "(and their majority baselines, weighted by n) gives one out-of-sample score over the "
-            "whole span.",
+            "Each fold's test quarter is a different period, so the folds' test tweets join into one "
+            "out-of-sample set over the whole span; each tweet is scored against its own fold's "
+            "train majority class, and the paired day-level test runs on all of them. Holm across "
+            f"the models ({int(tested_against_majority(pooled).sum())} tests).",
             "",
             markdown_table(
-                list(pooled.columns),
+                [c for c in pooled.columns],
                 [
                     [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
                     for row in pooled.values
                 ],
             ),
         ]
+    null = extra.get("null")
+    if null is not None:
+        shown = [c for c in null.columns if c != "null_accuracies"]
+        lines += [
+            "",
+            "## Label-permutation null",
+            "",
+            "Each shuffled run was trained on train labels permuted at random (one permutation per "
+            "seed; validation and test keep the truth): a draw of the model's test accuracy when "
+            "the text carries no signal. The real-label model's accuracy (its seed mean) is placed "
+            "in that distribution: permutation p = (1 + #null >= real) / (1 + K).",
+            "",
+            markdown_table(
+                shown,
+                [
+                    [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+                    for row in null[shown].values
+                ],
+            ),
+        ]
+    missing = missing_runs(design, runs)
     lines += ["", "## Missing", ""] + (
         [f"- {m}" for m in missing] or ["None: every expected run finished."]
     )
@@ -690,19 +972,35 @@ def build_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     design = merge_designs([read_design(s) for s in sweeps])
     runs = [run for s in sweeps for run in read_runs(s, design)]
-    table = cell_table(design, runs)
+    table, ensembles = cell_table(design, runs)
+    if not table.empty:
+        table = add_holm(table, "p_vs_majority", tested_against_majority(table))
     table.to_csv(out_dir / "summary.csv", index=False)
+    extra = {
+        "data": describe_data(runs),
+        "notes": study_notes(sweeps),
+        "pooled": pooled_over_folds(design, ensembles),
+        "null": permutation_null(design, cell_runs(design, runs)),
+    }
+    if extra["pooled"] is not None:
+        extra["pooled"].to_csv(out_dir / "pooled_over_folds.csv", index=False)
+    if extra["null"] is not None:
+        extra["null"].to_csv(out_dir / "permutation_null.csv", index=False)
+    title = f"{study}: {extra['data']}"
     figures = []
     has_results = bool((table.seeds_found > 0).any())
     if has_results and INTERVAL_KEY in design.axes:
-        plot_accuracy_vs_interval(table, design, out_dir / "accuracy_vs_interval.png")
+        plot_accuracy_vs_interval(table, design, out_dir / "accuracy_vs_interval.png", title)
         figures.append("accuracy_vs_interval.png")
     if has_results and any(key in ABLATION_KEYS for key in design.axes):
-        plot_ablation(table, design, out_dir / "ablation.png")
+        plot_ablation(table, design, out_dir / "ablation.png", title)
         figures.append("ablation.png")
+    if extra["null"] is not None:
+        plot_permutation_null(extra["null"], out_dir / "permutation_null.png", title)
+        figures.append("permutation_null.png")
     if plot_curves(design, runs, out_dir / "curves.png"):
         figures.append("curves.png")
-    write_markdown(study, sweeps, design, runs, table, figures, out_dir / "report.md")
+    write_markdown(study, sweeps, design, runs, table, extra, figures, out_dir / "report.md")
     return out_dir / "report.md"
 
 

@@ -135,38 +135,94 @@ def test_design_is_read_from_multirun_yaml(comparison_sweep):
     )
 
 
-def test_table_matches_a_hand_computation_from_metrics_json(comparison_report):
+def seed_predictions(sweep, interval):
+    """Each finished seed's predictions_test.csv at one interval, and its metrics.json."""
+    out = []
+    for path in sorted(sweep.glob("*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        if metrics["interval"] == interval:
+            frame = pd.read_csv(path.parent / "predictions_test.csv", dtype={"id": str})
+            out.append((metrics, frame.set_index("id")))
+    return out
+
+
+def test_cell_is_the_seed_ensemble_on_the_true_test_set(comparison_report):
+    """Seeds share one test set: the cell is scored once, on n_test tweets (never the seeds'
+    counts summed), as the mean probability over seeds, with the day-block interval."""
     sweep, out = comparison_report
     summary = pd.read_csv(out / "summary.csv")
     markdown = (out / "report.md").read_text()
     assert list(summary["data.interval"]) == [5, 10]
     for interval in (5, 10):
-        metrics = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
-        metrics = [m for m in metrics if m["interval"] == interval]
-        k = sum(round(m["test_accuracy"] * m["n_test"]) for m in metrics)
-        n = sum(m["n_test"] for m in metrics)
-        low, high = stats.wilson_interval(k, n)
-        majority = sum(m["majority_accuracy"] for m in metrics) / len(metrics)
-        spread = stats.seed_spread([m["test_accuracy"] for m in metrics])
+        seeds = seed_predictions(sweep, interval)
         row = summary.set_index("data.interval").loc[interval]
-        assert row.seeds_found == len(metrics) and row.seeds_expected == 2
-        assert (row.k_pooled, row.n_pooled) == (k, n)
-        assert row.ci_low == pytest.approx(low) and row.ci_high == pytest.approx(high)
-        assert row.acc_mean == pytest.approx(spread["mean"]) and row.acc_std == pytest.approx(
-            spread["std"]
+        first = seeds[0][1]
+        mean = sum(frame.loc[first.index, ["prob_0", "prob_1"]].to_numpy() for _, frame in seeds)
+        mean = mean / len(seeds)
+        by_hand = stats.evaluate_predictions(
+            first["label"].to_numpy(),
+            mean,
+            stats.trading_days(first["created_at"].to_numpy()),
+            seeds[0][0]["majority_class"],
         )
-        assert row.majority_accuracy == pytest.approx(majority)
-        assert row.p_value_vs_majority == pytest.approx(stats.binomial_p_value(k, n, majority))
+        assert row.seeds_found == len(seeds) and row.seeds_expected == 2
+        assert row.n_test == seeds[0][0]["n_test"] == len(first)  # the true n, not n x seeds
+        assert row.n_seeds == len(seeds)
+        assert row.n_days == seeds[0][0]["n_test_days"]
+        for key in ("accuracy", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high"):
+            assert row[key] == pytest.approx(by_hand[key]), key
+        assert row.p_vs_majority == pytest.approx(by_hand["p_vs_majority"])
+        spread = stats.seed_spread([m["test_accuracy"] for m, _ in seeds])
+        assert row.seed_mean == pytest.approx(spread["mean"])
+        assert row.seed_std == pytest.approx(spread["std"])
+        # The interval of a seed average on one test set is as wide as one run's, not
+        # sqrt(seeds) narrower as the counts pooled over seeds would make it.
+        width = row.ci_high - row.ci_low
+        assert width >= 0.8 * min(
+            m["test_accuracy_ci_high"] - m["test_accuracy_ci_low"] for m, _ in seeds
+        )
+        k_pooled = sum(round(m["test_accuracy"] * m["n_test"]) for m, _ in seeds)
+        n_pooled = sum(m["n_test"] for m, _ in seeds)
+        pooled_low, pooled_high = stats.wilson_interval(k_pooled, n_pooled)
+        if len(seeds) > 1:
+            assert width > pooled_high - pooled_low
         assert (
-            f"| {interval} | {len(metrics)}/2 | {metrics[0]['n_test']} | {spread['mean']:.3f} ± {spread['std']:.3f} "
-            f"| [{low:.3f}, {high:.3f}] | {majority:.3f} |" in markdown
+            f"| {interval} | lstm | {len(seeds)}/2 | {len(first)} ({row.n_days}) | "
+            f"{by_hand['accuracy']:.3f} [{by_hand['ci_low']:.3f}, {by_hand['ci_high']:.3f}]"
+            in markdown
         )
         assert (
             ", ".join(
-                f"{m['seed']}:{m['best_epoch']}" for m in sorted(metrics, key=lambda m: m["seed"])
+                f"{m['seed']}:{m['best_epoch']}"
+                for m, _ in sorted(seeds, key=lambda s: s[0]["seed"])
             )
             in markdown
         )
+    # One family, named, Holm-adjusted.
+    assert summary.p_vs_majority_holm.tolist() == pytest.approx(
+        stats.holm_correction(summary.p_vs_majority.tolist())
+    )
+    assert "Test family for Holm" in markdown and "(2 tests" in markdown
+    required = {
+        "model",
+        "interval",
+        "n_test",
+        "n_days",
+        "n_seeds",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "seed_mean",
+        "seed_std",
+        "majority_accuracy",
+        "lift",
+        "lift_ci_low",
+        "lift_ci_high",
+        "p_vs_majority",
+        "p_vs_majority_holm",
+        "p_vs_momentum",
+    }
+    assert required <= set(summary.columns)
 
 
 def test_missing_run_is_listed(comparison_report):
@@ -194,7 +250,7 @@ def test_expected_job_that_never_ran_is_missing_not_an_error(comparison_sweep, t
     markdown = (tmp_path / "reports" / "comparison" / "report.md").read_text()
     assert f"`data.interval={interval}`, seed {seed}: no job in the sweep" in markdown
     assert f"`data.interval={interval}`: the whole cell is missing" in markdown
-    assert f"| {interval} | 0/2 | — |" in markdown
+    assert f"| {interval} | — | 0/2 | — |" in markdown
 
 
 def test_latest_sweep_by_default_and_all_pools(tmp_path):
@@ -267,7 +323,7 @@ def test_max_over_epochs_sits_beside_the_best_validation_number(comparison_sweep
         )
     report.main(["--sweep-dir", str(sweep), "--out", str(tmp_path / "reports")])
     summary = pd.read_csv(tmp_path / "reports" / "comparison" / "summary.csv")
-    assert (summary.acc_max_over_epochs_mean - summary.acc_mean).tolist() == pytest.approx(
+    assert (summary.acc_max_over_epochs_mean - summary.seed_mean).tolist() == pytest.approx(
         [0.01, 0.01]
     )
     assert "max over epochs" in (tmp_path / "reports" / "comparison" / "report.md").read_text()
@@ -322,25 +378,38 @@ def test_pooling_a_fixed_model_run_with_a_model_sweep_expects_each_sweeps_own_ru
         merge_designs([Design({"data.interval": ["5"]}, ["1"], "a"), baselines])
 
 
-def test_walk_forward_folds_pool_their_counts_per_model():
+def test_walk_forward_folds_pool_their_tweets_per_model():
+    """Each fold's test tweets join one out-of-sample set, each scored against its own fold's
+    train majority class."""
     from experiments.report import Design, pooled_over_folds
 
-    design = Design({"data.fold": ["0", "1"], "model": ["lstm", "majority"]}, ["1"], "wf")
-    table = pd.DataFrame(
-        {
-            "data.fold": ["0", "0", "1", "1"],
-            "model": ["lstm", "majority", "lstm", "majority"],
-            "k_pooled": [60, 50, 30, 45],
-            "n_pooled": [100, 100, 50, 50],
-            "majority_accuracy": [0.5, 0.5, 0.9, 0.9],
-        }
-    )
-    pooled = pooled_over_folds(table, design).set_index("model")
-    assert pooled.loc["lstm", "n"] == 150
-    assert pooled.loc["lstm", "accuracy"] == pytest.approx(90 / 150)
-    assert pooled.loc["lstm", "majority"] == pytest.approx((0.5 * 100 + 0.9 * 50) / 150)
-    low, high = stats.wilson_interval(90, 150)
-    assert (pooled.loc["lstm", "ci_low"], pooled.loc["lstm", "ci_high"]) == pytest.approx(
-        (low, high)
-    )
-    assert pooled_over_folds(table, Design({"model": ["lstm"]}, ["1"], "x")) is None
+    def fold(start: str, n: int, right: int, labels_up: int, majority: int) -> pd.DataFrame:
+        created = pd.date_range(start, periods=n, freq="1D", tz="UTC") + pd.Timedelta(hours=15)
+        label = [1] * labels_up + [0] * (n - labels_up)
+        predicted = [y if i < right else 1 - y for i, y in enumerate(label)]
+        frame = pd.DataFrame(
+            {
+                "id": [f"{start}-{i}" for i in range(n)],
+                "created_at": created.astype(str),
+                "label": label,
+                "prob_0": [1.0 - p for p in predicted],
+                "prob_1": [float(p) for p in predicted],
+                "predicted": predicted,
+                "majority": majority,
+            }
+        )
+        return frame.set_index(frame["id"].to_numpy())
+
+    design = Design({"data.fold": ["0", "1"], "model": ["lstm"]}, ["1"], "wf")
+    ensembles = {
+        ("0", "lstm"): fold("2019-01-01", 40, right=30, labels_up=10, majority=0),
+        ("1", "lstm"): fold("2019-06-01", 20, right=5, labels_up=15, majority=1),
+    }
+    pooled = pooled_over_folds(design, ensembles).set_index("model")
+    assert pooled.loc["lstm", "n"] == 60 and pooled.loc["lstm", "folds"] == 2
+    assert pooled.loc["lstm", "n_days"] == 60  # one tweet a day here
+    assert pooled.loc["lstm", "accuracy"] == pytest.approx(35 / 60)
+    # Fold 0's majority (down) is right on its 30 down tweets, fold 1's (up) on its 15 up tweets.
+    assert pooled.loc["lstm", "majority"] == pytest.approx((30 + 15) / 60)
+    assert pooled.loc["lstm", "ci_low"] <= 35 / 60 <= pooled.loc["lstm", "ci_high"]
+    assert pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles) is None
