@@ -66,7 +66,8 @@ def test_writes_labels_and_report(tmp_path, capsys):
     ]
     assert len(labels) == 1
     row = labels.iloc[0]
-    # 11:00 EDT: start = close of the 10:59 bar (k=89), end = close of the 11:04 bar (k=94).
+    # 11:00 EDT: start = close of the 10:59 bar (k=89), end = close of the 11:04 bar (k=94); on a
+    # bar boundary both window rules use the bar that ends there (the default is after_tweet).
     assert row["id"] == "1"
     assert pd.Timestamp(row["created_at"]) == pd.Timestamp("2019-06-03 15:00", tz="UTC")
     assert pd.Timestamp(row["start_time"]) == pd.Timestamp("2019-06-03 15:00", tz="UTC")
@@ -119,6 +120,30 @@ def test_options_reach_the_labeler(tmp_path):
     # The retweet now counts, and +4.96 bps lies inside the 10 bps dead band: flat (2).
     assert labels["id"].tolist() == ["1", "2"]
     assert labels["label"].tolist() == [2, 2]
+
+
+def test_window_start_option(tmp_path, capsys):
+    # 11:00:30 EDT, inside the 11:00 bar (k=90). Default after_tweet: the bar containing t (k=90,
+    # done 11:01) to the bar containing t+5 = 11:05:30 (k=95, done 11:06). before_tweet: the last
+    # bars done by t (k=89, done 11:00) and by t+5 (k=94, done 11:05).
+    tweets = tmp_path / "mid_minute.csv"
+    tweets.write_text("id,created_at,text\n7,2019-06-03T15:00:30Z,mid minute\n")
+    expected = {
+        None: ("15:01", "15:06", 100.90, 100.95),
+        "after_tweet": ("15:01", "15:06", 100.90, 100.95),
+        "before_tweet": ("15:00", "15:05", 100.89, 100.94),
+    }
+    for rule, (start, end, start_price, end_price) in expected.items():
+        output = tmp_path / f"{rule}.csv"
+        code, _ = run(
+            tmp_path, *(["--window-start", rule] if rule else []), tweets=tweets, output=output
+        )
+        assert code == 0
+        row = pd.read_csv(output).iloc[0]
+        assert pd.Timestamp(row["start_time"]) == pd.Timestamp(f"2019-06-03 {start}", tz="UTC")
+        assert pd.Timestamp(row["end_time"]) == pd.Timestamp(f"2019-06-03 {end}", tz="UTC")
+        assert (row["start_price"], row["end_price"]) == (start_price, end_price)
+        assert f"N = 5 min, {rule or 'after_tweet'}" in capsys.readouterr().out
 
 
 def test_prices_timezone_option(tmp_path):
@@ -216,3 +241,20 @@ def test_usage_error_is_exit_code_2(tmp_path, capsys):
         )
     assert exit_info.value.code == 2
     assert "invalid choice: 'up'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--tweets",
+                "t.csv",
+                "--prices",
+                "p.csv",
+                "--interval",
+                "5",
+                "--output",
+                "o.csv",
+                "--window-start",
+                "sideways",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'sideways'" in capsys.readouterr().err

@@ -60,8 +60,14 @@ def test_spy_5min_labels_2018_to_2020(shared_data, real_tweets, interval):
     assert report["labeled"] == len(labeled)
     up_share = labeled["label"].mean()
     assert 0.4 <= up_share <= 0.6
-    assert (labeled["end_time"] <= labeled["created_at"] + pd.Timedelta(minutes=interval)).all()
-    assert (labeled["start_time"] <= labeled["created_at"]).all()
+    # after_tweet (the default): each price is the close of the 5-min bar containing its instant
+    # (an instant on a bar boundary belongs to the bar ending there, or, where that bar is
+    # missing, to the one starting there).
+    bar = pd.Timedelta(minutes=5)
+    horizon = labeled["created_at"] + pd.Timedelta(minutes=interval)
+    assert (labeled["start_time"] >= labeled["created_at"]).all()
+    assert (labeled["start_time"] <= labeled["created_at"] + bar).all()
+    assert (labeled["end_time"] >= horizon).all() and (labeled["end_time"] <= horizon + bar).all()
     assert report["retweets_excluded"] > 0 and report["outside_session"] > 0
 
 
