@@ -419,7 +419,8 @@ def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tupl
         }
         if done:
             reference = momentum.get(baseline_cell(design, cell, "momentum"))
-            baselines = {"momentum": reference} if reference is not None else {}
+            is_momentum = run_model_name(done[0]) == "momentum"
+            baselines = {"momentum": reference} if reference is not None and not is_momentum else {}
             summary, ensembles[cell] = summarize_cell(done, baselines)
             row = {**summary, **row} if "model" not in design.axes else {**row, **summary}
         rows.append(row)
@@ -896,7 +897,8 @@ def write_markdown(
         markdown_table(*markdown_rows(table, design)),
         "",
         f"Test family for Holm: {notes.get('test_family') or 'every model x cell of this study'} "
-        f"against majority ({family} tests; the majority baseline itself is not tested).",
+        f"against majority ({family} tests with results here; the majority baseline itself is not "
+        "tested).",
         "",
         HOW_TO_READ,
     ]

@@ -158,7 +158,8 @@ def day_block_interval(
     returns B values; the point estimate is `statistic` at weight 1. Returns (nan, nan) with fewer
     than two days or when the statistic is undefined on the resamples.
     """
-    days = np.asarray(days)
+    # Any cluster labels: renumbered 0..D-1 so that only days that hold tweets are drawn.
+    days = np.unique(np.asarray(days), return_inverse=True)[1].ravel()
     n_days = int(days.max()) + 1 if days.size else 0
     if n_days < 2:
         return (math.nan, math.nan)
@@ -304,7 +305,7 @@ def verdict(summary: dict, name: str = "the model") -> str:
         f"{name}: accuracy {summary['accuracy']:.3f} vs majority {summary['majority_accuracy']:.3f} "
         f"on the same {summary['n']} tweets ({summary['n_days']} trading days): lift "
         f"{pts * summary['lift']:+.1f} points (95% day-block CI {pts * summary['lift_ci_low']:+.1f} "
-        f"to {pts * summary['lift_ci_high']:+.1f}), paired day-level p = {summary['p_vs_majority']:.2g}"
+        f"to {pts * summary['lift_ci_high']:+.1f}), paired day-level p {p_text(summary['p_vs_majority'])}"
     )
     if summary["p_vs_majority"] >= 0.05 and np.isfinite(summary["lift_ci_high"]):
         text += f"; the data rule out a lift above {pts * summary['lift_ci_high']:+.1f} points"
@@ -316,9 +317,17 @@ def verdict(summary: dict, name: str = "the model") -> str:
     return text + "."
 
 
+def p_text(p: float) -> str:
+    """'= 0.03', or '<= 0.0001' at the floor of a Monte Carlo permutation test."""
+    floor = 1.0 / (PERMUTATION_RESAMPLES + 1)
+    return f"<= {floor:.2g}" if p <= floor * (1 + 1e-9) else f"= {p:.2g}"
+
+
 def permutation_p_value(observed: float, null_values) -> float:
     """Share of the label-permutation null at or above the observed value, counting the
     observed run itself (so never 0): (1 + #{null >= observed}) / (1 + K)."""
+    if not np.isfinite(observed):
+        return math.nan  # nothing observed: no p-value, never a small one
     null = np.asarray(null_values, dtype=float)
-    null = null[np.isfinite(null)]
+    null = null[~np.isnan(null)]
     return float((1 + np.count_nonzero(null >= observed - 1e-12)) / (1 + null.size))
