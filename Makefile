@@ -17,7 +17,7 @@ TRAIN := $(BIN)/lstm-tweets-train
 STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow lint format bench comparison ablation sweep report tensorboard optuna-dashboard clean
+.PHONY: help install train test test-fast test-slow lint format bench comparison ablation sweep report tensorboard optuna-dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -35,10 +35,13 @@ install: $(STAMP) ## create .venv and install the package with dev extras (idemp
 train: $(STAMP) ## main job: train + test once on the default config (synthetic sample)
 	$(BIN)/lstm-tweets-train $(ARGS)
 
-test: $(STAMP) ## the test suite (what .ci/run calls)
+test: $(STAMP) ## the whole test suite, slow-marked checks included (what .ci/run calls)
 	$(BIN)/pytest -q $(ARGS)
 
-test-slow: $(STAMP) ## only the slow-marked tests (DDP spawn, real-data studies)
+test-fast: $(STAMP) ## the suite without the slow-marked checks (DDP spawn)
+	$(BIN)/pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP) ## only the slow-marked tests (DDP spawn)
 	$(BIN)/pytest -q -m slow $(ARGS)
 
 lint: $(STAMP) ## ruff
