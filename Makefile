@@ -17,7 +17,7 @@ TRAIN := $(BIN)/lstm-tweets-train
 STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast test-slow lint format bench comparison ablation sweep report tensorboard optuna-dashboard clean
+.PHONY: help install train test test-fast test-slow lint format bench comparison ablation sweep report event-study tensorboard optuna-dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -60,20 +60,27 @@ ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, the
 	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(ARGS)
 	$(PYTHON) -m experiments.report ablation --all
 
-sweep: $(STAMP) ## Optuna sweep (validation accuracy); resumable; WORKERS=N runs N processes on one storage
+sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N processes on one storage, cores/N threads each
 	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
+	threads=$$(( $$(nproc) / $(WORKERS) )); [ $$threads -ge 1 ] || threads=1; \
+	echo "sweep: $(WORKERS) worker(s) x $$threads torch thread(s) on $$(nproc) core(s)"; \
 	for i in $$(seq 1 $(WORKERS)); do \
+	  OMP_NUM_THREADS=$$threads MKL_NUM_THREADS=$$threads \
 	  $(TRAIN) -m hparams_search=optuna hydra.sweeper.sampler.seed=$$i $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
-	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null \
-	    hydra.sweep.dir=outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
+	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null threads=$$threads \
+	    hydra.sweep.dir=$${LSTM_TWEETS_ROOT:-.}/outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
 	  sleep 2; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 
-report: $(STAMP) ## rebuild every study's tables and plots from finished runs (OUT=docs/results to publish)
+report: $(STAMP) ## rebuild every study's tables and plots from finished runs, and the event study (OUT=docs/results to publish)
 	$(PYTHON) -m experiments.report --all --out $(OUT)
+	$(BIN)/lstm-tweets-event-study --out $(OUT)/event_study
 
-tensorboard: $(STAMP) ## serve TensorBoard over outputs/
-	$(BIN)/tensorboard --logdir outputs --port $(PORT) --bind_all
+event-study: $(STAMP) ## tweets vs matched control times: absolute returns and volume around the tweet (real data; ARGS="--tweets F --prices F")
+	$(BIN)/lstm-tweets-event-study --out $(OUT)/event_study $(ARGS)
+
+tensorboard: $(STAMP) ## serve TensorBoard over outputs/ (or $LSTM_TWEETS_ROOT/outputs)
+	$(BIN)/tensorboard --logdir $${LSTM_TWEETS_ROOT:-.}/outputs --port $(PORT) --bind_all
 
 optuna-dashboard: $(STAMP) ## serve the Optuna study (pip install -e '.[dashboard]' first)
 	@test -x $(BIN)/optuna-dashboard || { echo "optuna-dashboard is not installed: $(BIN)/pip install -e '.[dashboard]'"; exit 2; }
@@ -83,6 +90,7 @@ bench: $(STAMP) ## benchmarks; figures go to outputs/bench/*.json and docs/bench
 	$(PYTHON) benchmarks/bench_labels.py
 	$(PYTHON) benchmarks/bench_embeddings.py
 	$(PYTHON) benchmarks/bench_training.py
+	$(PYTHON) benchmarks/bench_sweep_workers.py
 	$(PYTHON) benchmarks/write_results.py
 
 clean: ## remove caches (keeps .venv and outputs/)

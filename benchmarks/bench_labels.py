@@ -47,6 +47,7 @@ def make_bars(seed: int) -> PriceBars:
             "high": close + wiggle,
             "low": close - wiggle,
             "close": close,
+            "volume": rng.integers(1, 5_000, len(starts)) * 100.0,  # volume_ratio is labeled too
         }
     )
     return PriceBars(frame, 1.0, "generated 1-minute bars 2017-2019")

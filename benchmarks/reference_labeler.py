@@ -19,7 +19,16 @@ first reason that drops it):
     t, end = the last bar of the session that completed at or before t + N; each must be fresh
     (completed less than one bar before the instant it stands for), or there is a gap in the price
     data (`no_price_coverage`);
-- return = end close / start close - 1; within the dead band it is a tie (dropped, down or flat).
+- return_bps = 10,000 x ln(end close / start close), abs_return_bps its absolute value; within
+  the dead band it is a tie (dropped, down or flat);
+- volume_ratio (never a drop; NaN with a counted reason, checked in this order):
+  `no_volume_column` when the prices have no volume; `empty_window` when start and end are one
+  bar; else the window's bars are those that start one bar after the start bar, two bars after,
+  ..., up to the end bar's start; `volume_gap` when one of them is missing or has no volume; the
+  denominator takes the 20 sessions with bars (a bar lying wholly in the session) before the
+  tweet's session, and in each the bars at the same offsets from its open; a session that lacks
+  one of them is left out; with fewer than 10 left, or a median of 0, `no_volume_history`; else
+  volume_ratio = the window's summed volume / the median of the sessions' sums.
 
 `start_time` and `end_time` in the output are the completion instants of the two bars.
 
@@ -29,9 +38,13 @@ The benchmark and `tests/test_reference_labeler.py` compare `label_tweets` again
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import exchange_calendars as xcals
 import pandas as pd
 
+from lstm_tweets.data.grid import VOLUME_REASONS
 from lstm_tweets.data.labels import DROP_REASONS, LABEL_COLUMNS
 from lstm_tweets.data.prices import PriceBars
 
@@ -39,6 +52,8 @@ NEW_YORK = "America/New_York"
 # Only the names are shared with the library (the output contract); the logic below is separate.
 REASONS = DROP_REASONS
 COLUMNS = LABEL_COLUMNS
+NO_VOLUME = VOLUME_REASONS
+HISTORY_SESSIONS, MIN_HISTORY = 20, 10
 
 
 def reference_label_tweets(
@@ -59,10 +74,12 @@ def reference_label_tweets(
     local_days = tweets["created_at"].dt.tz_convert(NEW_YORK).dt.date
     if lookup is None:
         lookup = SessionLookup(prices, local_days.min(), local_days.max())
+
     sessions, bars_of_session, no_bars = lookup.sessions, lookup.bars_of_session, lookup.no_bars
     bars_of_day = lookup.bars_of_day
 
     counts = dict.fromkeys(REASONS, 0)
+    volume_counts = dict.fromkeys(NO_VOLUME, 0)
     rows = []
     for tweet, day in zip(tweets.itertuples(index=False), local_days, strict=True):
         t = tweet.created_at
@@ -107,7 +124,7 @@ def reference_label_tweets(
             ):
                 counts["no_price_coverage"] += 1
                 continue
-        return_bps = (end.close / start.close - 1.0) * 1e4
+        return_bps = math.log(end.close / start.close) * 1e4
         if abs(return_bps) <= dead_band_bps:
             if ties == "drop":
                 counts["ties_dropped"] += 1
@@ -115,10 +132,59 @@ def reference_label_tweets(
             label = 2 if ties == "class" else 0
         else:
             label = 1 if return_bps > 0 else 0
+        ratio, why = reference_volume_ratio(lookup, day, start, end, bar)
+        if why is not None:
+            volume_counts[why] += 1
         rows.append(
-            (tweet.id, t, start.completed, end.completed, start.close, end.close, return_bps, label)
+            (
+                tweet.id,
+                t,
+                start.completed,
+                end.completed,
+                start.close,
+                end.close,
+                return_bps,
+                abs(return_bps),
+                ratio,
+                label,
+            )
         )
-    return pd.DataFrame(rows, columns=COLUMNS), counts
+    return pd.DataFrame(rows, columns=COLUMNS), counts | volume_counts
+
+
+def reference_volume_ratio(lookup: SessionLookup, day, start, end, bar: pd.Timedelta):
+    """(volume_ratio, None) or (NaN, the reason), one session at a time."""
+    if not lookup.has_volume:
+        return math.nan, "no_volume_column"
+    open_ = lookup.sessions[day][0]
+    offsets = []
+    instant = start.timestamp + bar
+    while instant <= end.timestamp:
+        offsets.append(instant - open_)
+        instant += bar
+    if not offsets:
+        return math.nan, "empty_window"
+    own = window_volume(lookup, day, offsets)
+    if own is None:
+        return math.nan, "volume_gap"
+    earlier = [d for d in lookup.days_with_bars if d < day][-HISTORY_SESSIONS:]
+    sums = [v for v in (window_volume(lookup, d, offsets) for d in earlier) if v is not None]
+    if len(sums) < MIN_HISTORY or statistics.median(sums) <= 0:
+        return math.nan, "no_volume_history"
+    return own / statistics.median(sums), None
+
+
+def window_volume(lookup: SessionLookup, day, offsets) -> float | None:
+    """Summed volume of the bars of session `day` that start at these offsets from its open, or
+    None when one is missing, has no volume or does not lie wholly in the session."""
+    open_, close = lookup.sessions[day]
+    total = 0.0
+    for offset in offsets:
+        volume = lookup.volume_of.get(open_ + offset)
+        if volume is None or math.isnan(volume) or open_ + offset + lookup.bar > close:
+            return None
+        total += volume
+    return total
 
 
 def containing(day_bars: pd.DataFrame, instant: pd.Timestamp):
@@ -151,10 +217,13 @@ class SessionLookup:
     and all the bars of each New York date (session or not)."""
 
     def __init__(self, prices: PriceBars, first_day, last_day):
+        # The calendar spans the tweets and the bars: sessions before the first tweet are volume
+        # history.
+        bar_days = prices.frame["timestamp"].iloc[[0, -1]].dt.tz_convert(NEW_YORK).dt.date
         calendar = xcals.get_calendar(
             "XNYS",
-            start=str(first_day - pd.Timedelta(days=7)),
-            end=str(last_day + pd.Timedelta(days=7)),
+            start=str(min(first_day, bar_days.iloc[0]) - pd.Timedelta(days=7)),
+            end=str(max(last_day, bar_days.iloc[1]) + pd.Timedelta(days=7)),
         )
         self.sessions = {
             day.date(): (row.open.tz_convert("UTC"), row.close.tz_convert("UTC"))
@@ -173,3 +242,20 @@ class SessionLookup:
                     (day_bars["timestamp"] >= open_) & (day_bars["timestamp"] < close)
                 ]
         self.no_bars = bars.iloc[:0]
+        self.bar = pd.Timedelta(minutes=prices.bar_minutes)
+        self.add_volume(prices)
+
+    def add_volume(self, prices: PriceBars) -> None:
+        """Volume by bar start, and the sessions that hold a bar lying wholly inside them."""
+        self.has_volume = "volume" in prices.frame
+        volumes = prices.frame["volume"] if self.has_volume else [math.nan] * len(prices.frame)
+        self.volume_of = dict(zip(prices.frame["timestamp"], volumes, strict=True))
+        self.days_with_bars = sorted(
+            day
+            for day, day_bars in self.bars_of_day.items()
+            if day in self.sessions
+            and (
+                (day_bars["timestamp"] >= self.sessions[day][0])
+                & (day_bars["completed"] <= self.sessions[day][1])
+            ).any()
+        )

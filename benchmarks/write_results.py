@@ -90,6 +90,23 @@ def main() -> None:
             "larger batches.",
             "",
         ]
+    workers = load("sweep_workers")
+    if workers:
+        lines += [
+            "## Sweep workers (`benchmarks/bench_sweep_workers.py`)",
+            "",
+            f"The same {workers['trials']} trials (a grid; default model, {workers['epochs']} epochs, "
+            f"synthetic sample) as `make sweep WORKERS=1` and `WORKERS=2` run them: N processes on "
+            f"one SQLite study, {workers['cores']} cores / N torch threads each.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| 1 worker | {workers['seconds_1']:.0f} s, {workers['trials_per_hour_1']:.0f} trials/hour |",
+            f"| 2 workers | {workers['seconds_2']:.0f} s, {workers['trials_per_hour_2']:.0f} trials/hour |",
+            f"| ratio | {workers['ratio']:.2f}x (goal >= 1.8x) |",
+            f"| machine quiet (load average < 0.5 before each run) | {workers['quiet']} |",
+            "",
+        ]
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")

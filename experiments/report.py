@@ -35,11 +35,13 @@ from matplotlib.ticker import MaxNLocator
 
 from lstm_tweets import stats
 
-ROOT = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))  # as conf/paths/default.yaml
+# As conf/paths/default.yaml: the checkout, unless LSTM_TWEETS_ROOT moves it.
+ROOT = Path(os.environ.get("LSTM_TWEETS_ROOT") or Path(__file__).resolve().parents[1])
 OPTUNA_STUDY = "sweep"
 INTERVAL_KEY = "data.interval"
 FOLD_KEY = "data.fold"
 SHUFFLE_KEY = "data.shuffle_train_labels"
+POOLING_GROUPS = ("model", "data", "embedding")
 NULL_VALUE_COLUMNS = {
     "real_seeds",
     "real_accuracy",
@@ -177,6 +179,11 @@ def merge_designs(designs: list[Design]) -> Design:
     (`model=lstm` beside `model=tfidf_logreg,momentum`) becomes an axis of both; the expected runs
     are the union of each sweep's own cells x seeds."""
     keys = list(dict.fromkeys(key for d in designs for key in d.axes))
+    # A config group fixed to different options in different sweeps (`model=lstm` in one,
+    # `model=tfidf_logreg` in another) separates their runs too: it is an axis of the pool.
+    for group in POOLING_GROUPS:
+        if group not in keys and len({d.fixed.get(group) for d in designs}) > 1:
+            keys.append(group)
     expected, axes = [], {key: [] for key in keys}
     for design in designs:
         unknown = [key for key in keys if key not in design.axes and key not in design.fixed]
@@ -513,7 +520,7 @@ def pooled_over_folds(design: Design, ensembles: dict[tuple, pd.DataFrame]) -> p
     groups: dict[tuple, list[tuple]] = {}
     for cell in ensembles:
         groups.setdefault(tuple(v for i, v in enumerate(cell) if i != fold_at), []).append(cell)
-    momentum_pooled = None
+    momentum_pooled = momentum_key = None
     if "model" in others:
         momentum_key = next((k for k in groups if k[others.index("model")] == "momentum"), None)
         if momentum_key is not None:
@@ -523,7 +530,9 @@ def pooled_over_folds(design: Design, ensembles: dict[tuple, pd.DataFrame]) -> p
     rows = []
     for key, cells in groups.items():
         frame = pd.concat([ensembles[c] for c in cells]).sort_values(["created_at", "id"])
+        is_momentum = momentum_key is not None and key == momentum_key
         baselines = {"momentum": momentum_pooled} if momentum_pooled is not None else {}
+        baselines = {} if is_momentum else baselines
         result = evaluate_cell(frame, frame["majority"].to_numpy(int), baselines)
         rows.append(
             {
@@ -629,7 +638,7 @@ def plot_accuracy_vs_interval(table: pd.DataFrame, design: Design, path: Path, t
     ax.set_title(f"{title}\n(error bars: 95% trading-day block bootstrap)", fontsize="medium")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def plot_ablation(table: pd.DataFrame, design: Design, path: Path, title: str) -> None:
@@ -654,7 +663,7 @@ def plot_ablation(table: pd.DataFrame, design: Design, path: Path, title: str) -
     ax.set_title(f"{title}\n(error bars: 95% trading-day block bootstrap)", fontsize="medium")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def plot_permutation_null(null: pd.DataFrame, path: Path, title: str) -> None:
@@ -673,20 +682,27 @@ def plot_permutation_null(null: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_yticks(range(len(null)), labels, fontsize="small")
     ax.set_xlabel("test accuracy")
     ax.set_title(f"{title}: label-permutation null", fontsize="medium")
-    ax.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0, 1.08), ncol=2)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def read_curves(tensorboard_dir: Path) -> pd.DataFrame:
     """Per-epoch scalars (columns tag, epoch, value) from a run's TensorBoard event files."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(tensorboard_dir), size_guidance={"scalars": 0})
+    # A run's events live in tensorboard/<cell>/ (older runs: tensorboard/ itself).
+    folders = sorted({p.parent for p in Path(tensorboard_dir).rglob("events.out.tfevents.*")})
+    if not folders:
+        return pd.DataFrame(columns=["tag", "epoch", "value"])
+    events = EventAccumulator(str(folders[0]), size_guidance={"scalars": 0})
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    # Lightning logs the epoch number at every step it logs epoch metrics: step -> epoch.
-    epoch_at = {e.step: int(e.value) for e in events.Scalars("epoch")} if "epoch" in tags else {}
+    # The epoch number is logged at every step that logs: step -> epoch (older runs: "epoch").
+    epoch_tag = "train/epoch" if "train/epoch" in tags else "epoch"
+    epoch_at = (
+        {e.step: int(e.value) for e in events.Scalars(epoch_tag)} if epoch_tag in tags else {}
+    )
     rows = []
     for tag in (t for group in CURVES.values() for t in group if t in tags):
         scalars = events.Scalars(tag)
@@ -819,7 +835,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def describe_data(runs: list[Run]) -> str:
-    """Which data the study used, for titles: synthetic, real (files) and shuffled labels."""
+    """Which data the study used, for titles: synthetic, real (files), shuffled labels, the label
+    rule and the target (direction, abs_move or volume)."""
     config = next((r.config for r in runs if r.finished), runs[0].config if runs else {})
     data = config.get("data") or {}
     if data.get("source") == "synthetic":
@@ -833,6 +850,8 @@ def describe_data(runs: list[Run]) -> str:
         text += ", SHUFFLED train labels"
     if data.get("window_start"):
         text += f", {data['window_start']} labels"
+    # What the accuracies are of: runs from before data.target existed predicted the direction.
+    text += f", target {data.get('target') or 'direction'}"
     return text
 
 
@@ -896,9 +915,9 @@ def write_markdown(
         "",
         markdown_table(*markdown_rows(table, design)),
         "",
-        f"Test family for Holm: {notes.get('test_family') or 'every model x cell of this study'} "
-        f"against majority ({family} tests with results here; the majority baseline itself is not "
-        "tested).",
+        f"Test family for Holm (the tests against majority): "
+        f"{notes.get('test_family') or 'every model x cell of this study'}; {family} tests with "
+        "results here (the majority baseline itself is not tested).",
         "",
         HOW_TO_READ,
     ]
@@ -988,7 +1007,7 @@ def build_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
         extra["pooled"].to_csv(out_dir / "pooled_over_folds.csv", index=False)
     if extra["null"] is not None:
         extra["null"].to_csv(out_dir / "permutation_null.csv", index=False)
-    title = f"{study}: {extra['data']}"
+    title = f"{study}\n{extra['data']}"
     figures = []
     has_results = bool((table.seeds_found > 0).any())
     if has_results and INTERVAL_KEY in design.axes:

@@ -1,1 +1,20 @@
 """lstm_tweets: does a tweet predict the next N minutes of the market?"""
+
+from pathlib import Path
+
+# The checkout: conf/ and, by default, outputs/ live here (conf/paths/default.yaml reads it
+# through the `lstm_tweets.project_dir` resolver; LSTM_TWEETS_ROOT moves outputs/ elsewhere).
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_resolver("lstm_tweets.project_dir", _project_dir, replace=True)
+
+
+def _project_dir() -> str:
+    return str(PROJECT_DIR)
+
+
+_register_resolvers()

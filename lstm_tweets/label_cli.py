@@ -2,8 +2,11 @@
 
     lstm-tweets-label --tweets tweets.csv.gz --prices spy_5min.csv.gz --interval 5 --output labels.csv
 
-Writes one CSV row per labeled tweet and prints the data report (how many tweets were dropped and
-why). Bad input ends with `error: ...` on stderr, exit code 2, and no output file.
+Writes one CSV row per labeled tweet (id, created_at, the window's start_time/end_time and
+start_price/end_price, return_bps = 10,000 x ln(end/start), abs_return_bps, volume_ratio and the
+up/down label) and prints the data report (how many tweets were dropped and why, and how many
+have no volume_ratio and why). Bad input ends with `error: ...` on stderr, exit code 2, and no
+output file.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Score new tweets with a trained checkpoint: P(up) per tweet.
+"""Score new tweets with a trained checkpoint: P(up) per tweet, or for a model trained on an
+activity target (data.target=abs_move | volume) P(large move) or P(high volume).
 
     lstm-tweets-predict --checkpoint outputs/runs/<time>/checkpoints/best.ckpt --text "Tariffs!" --text "..."
     lstm-tweets-predict --checkpoint best.ckpt --file tweets.txt|tweets.csv [--output scores.csv]
 
-The checkpoint carries the vocabulary, tokenizer options and count statistics; no training data is
-needed. It is loaded with `weights_only=True`, so a checkpoint file cannot run code.
+The checkpoint carries the vocabulary, tokenizer options, count statistics, the target and its
+train-fitted thresholds; no training data is needed. The output column names the target: `p_up`,
+`p_large_move` (the absolute move over the interval above the train median of its half-hour slot)
+or `p_high_volume` (volume_ratio likewise). It is loaded with `weights_only=True`, so a checkpoint file cannot run code.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from lstm_tweets.data.io import atomic_path, read_table
 from lstm_tweets.model import LSTMClassifier
 
 DATAMODULE_KEY = TweetDataModule.__qualname__
+# The probability column for class 1 of each target.
+SCORE_COLUMN = {"direction": "p_up", "abs_move": "p_large_move", "volume": "p_high_volume"}
 
 
 def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDataModule]:
@@ -82,6 +87,18 @@ def predict_proba(
     return net(ids, lengths, counts).softmax(dim=1)
 
 
+def describe_target(datamodule: TweetDataModule) -> str:
+    """One line on what class 1 of an activity target means, with its train thresholds."""
+    thresholds = datamodule.thresholds or {}
+    by_slot = thresholds.get("by_slot", {})
+    span = f"{min(by_slot.values()):.3g}-{max(by_slot.values()):.3g}" if by_slot else "unknown"
+    return (
+        f"target {datamodule.target}: P(the {thresholds.get('column', '?')} over the "
+        f"{datamodule.interval} min after the tweet exceeds the train median of its half-hour "
+        f"slot; medians {span})"
+    )
+
+
 def read_texts(path: str) -> tuple[list[str], pd.DataFrame | None]:
     """A CSV/Parquet with a `text` column, or a plain file with one tweet per line."""
     if Path(path).suffix.lower() in (".csv", ".parquet", ".json", ".gz"):
@@ -128,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = pd.DataFrame({"text": texts, "p_up": probs[:, 1].numpy().round(4)})
+    target = datamodule.target
+    result = pd.DataFrame({"text": texts, SCORE_COLUMN[target]: probs[:, 1].numpy().round(4)})
     if probs.shape[1] == 3:
         result["p_flat"] = probs[:, 2].numpy().round(4)
     if args.output:
         with atomic_path(args.output) as tmp:
             result.to_csv(tmp, index=False)
     else:
+        if target != "direction":
+            print(describe_target(datamodule))
         with pd.option_context("display.max_colwidth", 80, "display.width", 160):
             print(result.to_string(index=False))
     return 0

@@ -1,16 +1,30 @@
 """A Hydra sweeper plugin (entry point in pyproject.toml): the Optuna sweeper, made to survive crashes and to share a study between workers.
 
-`hydra/sweeper=resumable_optuna` is the plugin's sweeper with three changes:
-- `n_trials` is the study's TOTAL of completed trials, read from the storage before each batch.
-  Re-running a crashed sweep finishes the same study; several workers (processes or machines)
-  sharing one storage stop together when the total is reached.
-- Trials record Optuna heartbeats while they run. A trial whose process died (kill -9) stops
-  beating, and the next run marks it failed with `optuna.storages.fail_stale_trials`; only
-  completed trials count, so that one is redone and no completed one is.
+`hydra/sweeper=resumable_optuna` is the plugin's sweeper with these changes:
+- `n_trials` is the study's TOTAL of finished trials (COMPLETE, and PRUNED by a pruner), read
+  from the storage before each batch. Re-running a crashed sweep finishes the same study; several
+  workers (processes or machines) sharing one storage stop together when the total is reached (one
+  that gets there while others' trials still run waits for them, and redoes any that fails).
+- Each trial records its owner process (host, boot id, pid, start time) and Optuna heartbeats
+  while it runs. A trial whose process died (kill -9) is marked failed at once by the next run on
+  the same machine (its owner is gone), or once its heartbeats stop (another machine's, with
+  `optuna.storages.fail_stale_trials`); only finished trials count, so that one is redone and no
+  completed one is.
 - The storage is opened before any training starts, so a bad URL fails at once and clearly.
 - With `hydra/sweeper/sampler=grid`, a grid point is done only once a trial COMPLETEs it: a
   resumed sweep redoes the failed point and repeats no completed one (ResumableGridSampler).
+- Several objectives work as in the plugin (`hydra.sweeper.direction: [maximize, minimize]`, any
+  multi-objective sampler; the app returns one value per objective, e.g. a list in
+  `optimized_metric`), with all of the above; `optimization_results.yaml` then lists the Pareto
+  front as `solutions` and `optuna/pareto_front.png` plots it.
+- Pruning: `hydra/sweeper/pruner=median|percentile|successive_halving|hyperband|nop`. Each job
+  gets its trial's identity in `optuna_trial` (app config); lstm_tweets/pruning.py reports from
+  inside the Lightning run and records when the pruner stops it; the sweeper tells it PRUNED.
+- When the sweep ends, `<sweep dir>/optuna/` gets the study's plots and `best.yaml`
+  (lstm_tweets/sweep_report.py).
 A sweep whose trials all fail stops with a summary of the errors instead of retrying forever.
+Everything else is the plugin's: the `params` grammar (choice, range, interval, tag(log, ...)),
+fixed parameters, `~key` deletions, `custom_search_space`, `n_jobs` batches, `max_failure_rate`.
 """
 
 from __future__ import annotations
@@ -18,11 +32,13 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import random
+import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,18 +48,79 @@ import sqlalchemy
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import instantiate
+from hydra.utils import execution_whitelist, instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
+class PrunerConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class NopPrunerConfig(PrunerConfig):
+    """Every trial runs all its epochs (the default)."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.MedianPruner.html"""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class PercentilePrunerConfig(PrunerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.PercentilePruner.html"""
+
+    _target_: str = "optuna.pruners.PercentilePruner"
+    percentile: float = 25.0
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig(PrunerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.SuccessiveHalvingPruner.html"""
+
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.HyperbandPruner.html"""
+
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+@dataclass
 class ResumableOptunaSweeperConf(OptunaSweeperConf):
     _target_: str = "lstm_tweets.sweeper.ResumableOptunaSweeper"
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "nop"}])
+    # hydra/sweeper/pruner=median|percentile|successive_halving|hyperband|nop: trials report the
+    # optimized metric after every validation, and the pruner may stop them early.
+    pruner: Any = MISSING
     heartbeat_interval: int = 30  # seconds between heartbeats of a running trial
     grace_period: int | None = None  # a trial silent this long is stale (default: 2 intervals)
 
@@ -54,6 +131,25 @@ ConfigStore.instance().store(
     node=ResumableOptunaSweeperConf,
     provider="lstm_tweets",
 )
+for _name, _node in {
+    "nop": NopPrunerConfig,
+    "median": MedianPrunerConfig,
+    "percentile": PercentilePrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
+}.items():
+    ConfigStore.instance().store(
+        group="hydra/sweeper/pruner", name=_name, node=_node, provider="lstm_tweets"
+    )
+
+
+# What a sampler config's `_target_` may name (Hydra's execution whitelist): Optuna's samplers and
+# the plugin's factories for them.
+SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
+PRUNER_TARGETS = ("optuna.pruners.*",)
+# Trial system attributes: the process that runs the trial, and the epoch a pruned run stopped at.
+OWNER_ATTR = "lstm_tweets:owner"
+PRUNED_ATTR = "lstm_tweets:pruned_epoch"
 
 
 class SweepFailed(RuntimeError):
@@ -82,8 +178,9 @@ def with_driver(url: str) -> str:
     return url
 
 
-def open_storage(url: str | None, heartbeat_interval: int, grace_period: int | None):
-    """An RDB storage with heartbeats, opened now so that an unreachable URL fails before training."""
+def open_storage(url: str | None, heartbeat_interval: int | None, grace_period: int | None):
+    """An RDB storage with heartbeats, opened now so that an unreachable URL fails before training.
+    heartbeat_interval=None: without heartbeats (a trial's job reporting to its study)."""
     if url is None:
         log.warning(
             "hydra.sweeper.storage is null: the study lives in memory and cannot be resumed"
@@ -101,13 +198,18 @@ def open_storage(url: str | None, heartbeat_interval: int, grace_period: int | N
                 if database and database != ":memory:" and not database.startswith("file:"):
                     # a fresh clone has no outputs/ for the default sqlite:///outputs/optuna.db
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
+            beats = (
+                {}
+                if heartbeat_interval is None
+                else {
+                    "heartbeat_interval": heartbeat_interval,
+                    "grace_period": grace_period or 2 * heartbeat_interval,
+                }
+            )
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    with_driver(url),
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period or 2 * heartbeat_interval,
+                    with_driver(url), engine_kwargs=engine_kwargs, **beats
                 )
         except Exception as err:
             if attempt < 5 and creating_concurrently(err):
@@ -158,7 +260,7 @@ class ResumableGridSampler(optuna.samplers.GridSampler):
                 continue
             if not self._same_search_space(other.system_attrs["search_space"]):
                 continue
-            if other.state == TrialState.COMPLETE:
+            if counts(other):  # COMPLETE, or pruned: the pruner judged that point
                 complete.add(grid_id)
             elif other.state == TrialState.RUNNING:
                 running.add(grid_id)
@@ -204,6 +306,74 @@ def unbeaten_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> li
     return sorted(old - beaten)
 
 
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), which tells a reused pid from
+    the original; None where /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else fields[19]  # a zombie has finished
+
+
+def owner_record() -> dict:
+    """Who runs a trial: this machine (host name and boot id) and this process (pid, start)."""
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid": pid,
+        "start": _process_start(pid),
+    }
+
+
+def owner_is_gone(owner: dict | None) -> bool:
+    """True when the trial's owning process is known to be dead: it ran on this machine since its
+    last boot and its pid is gone, a zombie, or now another process. On another machine (or
+    unknown) False: there only its heartbeats stopping tell."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return False
+    if owner.get("boot") is None or owner.get("boot") != _boot_id():
+        return False
+    pid = int(owner["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    start = _process_start(pid)
+    if start is None:
+        return Path("/proc").is_dir()  # /proc is there but not this pid: a zombie, or gone
+    return owner.get("start") is not None and start != owner["start"]
+
+
+def orphaned_trial_ids(study: optuna.Study) -> list[int]:
+    """RUNNING trials whose owner process on this machine is dead (kill -9): known failed at once,
+    without waiting for their heartbeats to go stale."""
+    return [
+        t._trial_id
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if owner_is_gone(t.system_attrs.get(OWNER_ATTR))
+    ]
+
+
+def counts(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial counts toward n_trials: COMPLETE, or PRUNED by the pruner (a trial
+    dropped as one too many, told PRUNED, does not)."""
+    return trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.PRUNED and "dropped" not in trial.user_attrs
+    )
+
+
 class Heartbeat:
     """Records a heartbeat for each running trial every interval, on a background thread."""
 
@@ -247,20 +417,83 @@ LABEL_KEYS = (
 )
 
 
-def warn_if_comparing_base_rates(metric: str | None, swept: list[str]) -> None:
+def warn_if_comparing_base_rates(metrics: list[str] | None, swept: list[str]) -> None:
     varied = [key for key in swept if key in LABEL_KEYS]
-    if metric in ("val/acc", "val_acc") and varied:
+    plain = [m for m in metrics or [] if m in ("val/acc", "val_acc")]
+    if plain and varied:
         log.warning(
-            f"optimized_metric={metric} while the sweep varies the labels ({', '.join(varied)}): "
+            f"optimized_metric={plain[0]} while the sweep varies the labels ({', '.join(varied)}): "
             "the validation base rate differs between trials, so plain accuracy prefers the most "
             "lopsided labels. Optimize val/acc_lift (accuracy minus the split's majority share) "
             "instead: optimized_metric=val/acc_lift"
         )
 
 
+def objective_names(metric: Any, n_directions: int) -> list[str] | None:
+    """The app's `optimized_metric` as a list, checked against `hydra.sweeper.direction` before
+    anything trains. None for an app without that key (only its return value is known)."""
+    if metric is None:
+        return None
+    names = (
+        [str(m) for m in metric] if isinstance(metric, list | tuple | ListConfig) else [str(metric)]
+    )
+    if len(names) != n_directions:
+        raise SweepFailed(
+            f"optimized_metric={names} has {len(names)} metric(s) but hydra.sweeper.direction has "
+            f"{n_directions}: give one direction per metric, e.g. optimized_metric=[val/acc_lift,"
+            f"train/wall_time_s] with hydra.sweeper.direction=[maximize,minimize]"
+        )
+    return names
+
+
+def objective_values(returned: Any, n_objectives: int) -> list[float]:
+    """A job's return value as the trial's values, with the plugin's messages; reading
+    `JobReturn.return_value` re-raises the job's own exception."""
+    if n_objectives == 1:
+        try:
+            values = [float(returned)]
+        except (ValueError, TypeError):
+            raise ValueError(f"Return value must be float-castable. Got '{returned}'.") from None
+    else:
+        try:
+            values = [float(v) for v in returned]
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"Return value must be a list or tuple of float-castable values. Got '{returned}'."
+            ) from None
+        if len(values) != n_objectives:
+            raise ValueError(
+                "The number of the values and the number of the objectives are mismatched."
+                f" Expect {n_objectives}, but actually {len(values)}."
+            )
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"objective is {bad[0] if n_objectives == 1 else values}")
+    return values
+
+
+def check_directions(study: optuna.Study, directions: list[str], storage) -> None:
+    """A loaded study keeps the directions it was created with (Optuna ignores the ones asked for):
+    a sweep that asks for others must use another study instead of mixing objectives."""
+    stored = [d.name.lower() for d in study.directions]
+    if stored != [d.lower() for d in directions]:
+        raise SweepFailed(
+            f"Study '{study.study_name}' in {safe_url(storage.url) if storage else 'memory'} was "
+            f"created with direction {stored}, and this sweep asks for {directions}: give it "
+            f"another hydra.sweeper.study_name (or study=...)"
+        )
+
+
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
-    def __init__(self, *args, heartbeat_interval: int = 30, grace_period: int | None = None):
+    def __init__(
+        self,
+        *args,
+        pruner: optuna.pruners.BasePruner | None = None,
+        heartbeat_interval: int = 30,
+        grace_period: int | None = None,
+    ):
         super().__init__(*args)
+        self.pruner = pruner or optuna.pruners.NopPruner()
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def sweep(self, arguments: list[str]) -> None:
@@ -277,11 +510,25 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             total = min(total, math.prod(len(v) for v in grid.values()))
         for name in fixed_params:
             distributions.pop(name, None)
-        warn_if_comparing_base_rates(self.config.get("optimized_metric"), list(distributions))
-        directions = self._get_directions()
-        if len(directions) != 1:
+        directions = [str(d) for d in self._get_directions()]
+        metrics = objective_names(self.config.get("optimized_metric"), len(directions))
+        warn_if_comparing_base_rates(metrics, list(distributions))
+        pruning = not isinstance(self.pruner, optuna.pruners.NopPruner)
+        if pruning and len(directions) > 1:
             raise SweepFailed(
-                "resumable_optuna supports one objective; use hydra/sweeper=optuna for several"
+                f"hydra/sweeper/pruner={type(self.pruner).__name__} with {len(directions)} "
+                "objectives: Optuna prunes single-objective studies only. Use "
+                "hydra/sweeper/pruner=nop, or one optimized_metric and one direction"
+            )
+        if pruning and self.storage is None:
+            raise SweepFailed(
+                "pruning needs a storage that the trials' jobs can reach: set "
+                "hydra.sweeper.storage (e.g. sqlite:///outputs/optuna.db)"
+            )
+        if pruning and "optuna_trial" not in self.config:
+            log.warning(
+                "a pruner is set but the app's config has no `optuna_trial` key: its jobs cannot "
+                "report to their trials, and none will be pruned"
             )
 
         storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
@@ -289,9 +536,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             study_name=self.study_name,
             storage=storage,
             sampler=self.sampler,
-            direction=directions[0],
+            pruner=self.pruner,
+            directions=directions,
             load_if_exists=True,
         )
+        check_directions(study, directions, storage)
         self.fail_stale(study, storage)
         if study.get_trials(deepcopy=False) and not isinstance(self.sampler, ResumableGridSampler):
             # A seeded sampler would replay the first run's draws (TPE's startup trials are plain
@@ -301,26 +550,36 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 "The study has trials already: the sampler is reseeded so that it does not repeat them"
             )
         log.info(
-            f"Study {study.study_name} in {storage.url if storage else 'memory'}: "
-            f"{self.count(study, TrialState.COMPLETE)} of {total} trials complete"
+            f"Study {study.study_name} in {safe_url(storage.url) if storage else 'memory'}: "
+            f"{self.finished(study)} of {total} trials complete"
         )
 
         failures: list[str] = []
+        completed = 0
+        waiting_since: float | None = None
         while True:
-            # A crashed worker's trial is redone, not waited for forever.
+            # A crashed run's or worker's trial is failed and redone, not waited for forever.
             self.fail_stale(study, storage)
-            to_go = (
-                total
-                - self.count(study, TrialState.COMPLETE)
-                - self.count(study, TrialState.RUNNING)
-            )
+            running = self.count(study, TrialState.RUNNING)
+            to_go = total - self.finished(study) - running
             if to_go <= 0:
-                break
+                if running == 0 or storage is None:
+                    break
+                # Trials of other processes are in flight (other workers, or a crashed run whose
+                # trial is not known dead yet): wait for them, and redo any that fails, so that
+                # the study has exactly n_trials when this sweep ends.
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    log.info(f"Waiting for {running} running trial(s) of other processes")
+                time.sleep(min(5.0, max(0.5, self.heartbeat_interval / 2)))
+                continue
+            waiting_since = None
             trials = []
             for _ in range(min(self.n_jobs, to_go)):
                 trial = self.ask(study)
                 if storage is not None:
                     storage.record_heartbeat(trial._trial_id)  # from now on a crash leaves it stale
+                    storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, owner_record())
                 surplus = self.surplus(study, trial, total)
                 if surplus:  # another worker asked at the same moment
                     log.info(f"Trial {trial.number} dropped: {surplus}")
@@ -331,6 +590,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             if not trials:
                 continue
             overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
+            overrides = [
+                tuple(o) + self.identity(study, trial)
+                for o, trial in zip(overrides, trials, strict=True)
+            ]
             with Heartbeat(storage, trials, self.heartbeat_interval):
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
@@ -343,27 +606,62 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     )
                     continue
                 try:
-                    value = float(ret.return_value)  # re-raises the job's own exception
-                    if not math.isfinite(value):
-                        raise ValueError(f"objective is {value}")
-                    study.tell(trial, value)
+                    returned = ret.return_value  # re-raises the job's own exception
+                    pruned_at = self.pruned_epoch(storage, trial)
+                    if pruned_at is not None:
+                        study.tell(trial, state=TrialState.PRUNED)
+                        log.info(f"Trial {trial.number} pruned at epoch {pruned_at}")
+                    else:
+                        study.tell(trial, objective_values(returned, len(directions)))
+                    completed += 1
                 except Exception as err:  # a failed trial is recorded, then judged below
                     study.tell(trial, state=TrialState.FAIL)
                     failures.append(
                         f"trial {trial.number} ({' '.join(ret.overrides)}): {type(err).__name__}: {err}"
                     )
+                    log.warning(f"Failed experiment: {failures[-1]}")
                     batch_failures += 1
-            if batch_failures / len(returns) > self.max_failure_rate or len(failures) >= total:
+            # max_failure_rate bounds each batch, as in the plugin. Failed trials are replaced (only
+            # completed and pruned ones count), so a sweep whose failures outnumber its completions
+            # by n_trials stops instead of retrying forever.
+            too_many = batch_failures / len(returns) > self.max_failure_rate
+            if too_many or len(failures) - completed >= total:
                 raise SweepFailed(
                     f"{len(failures)} trial(s) failed (max_failure_rate={self.max_failure_rate}):\n  "
                     + "\n  ".join(failures[-10:])
                 )
 
-        self.save_results(study)
+        self.save_results(study, metrics)
+
+    def identity(self, study: optuna.Study, trial: optuna.Trial) -> tuple[str, ...]:
+        """Overrides that tell a job which trial it is (`optuna_trial` in the app's config): the
+        study's name, its storage URL and the trial number. A URL with a password is left out of
+        the overrides (they are logged); the job then reads it from hydra.sweeper.storage."""
+        if "optuna_trial" not in self.config or self.storage is None:
+            return ()
+        url = str(self.storage)
+        has_password = sqlalchemy.engine.make_url(url).password is not None
+        return (
+            f"optuna_trial.study_name={quoted(study.study_name)}",
+            f"optuna_trial.storage={'null' if has_password else quoted(url)}",
+            f"optuna_trial.number={trial.number}",
+        )
+
+    @staticmethod
+    def pruned_epoch(storage, trial: optuna.Trial) -> int | None:
+        if storage is None:
+            return None
+        return storage.get_trial_system_attrs(trial._trial_id).get(PRUNED_ATTR)
 
     @staticmethod
     def count(study: optuna.Study, state: TrialState) -> int:
         return len(study.get_trials(deepcopy=False, states=(state,)))
+
+    @staticmethod
+    def finished(study: optuna.Study) -> int:
+        """Trials that count toward n_trials: COMPLETE and PRUNED (not the dropped ones)."""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return sum(counts(t) for t in done)
 
     @staticmethod
     def ask(study: optuna.Study) -> optuna.Trial:
@@ -373,15 +671,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
 
     @staticmethod
     def fail_stale(study: optuna.Study, storage: optuna.storages.RDBStorage | None) -> None:
-        """Marks RUNNING trials whose process died as failed: those whose heartbeats stopped, and
-        those that died between `study.ask()` and their first heartbeat (Optuna skips these)."""
+        """Marks RUNNING trials whose process died as failed: those whose owner process on this
+        machine is gone (at once), those whose heartbeats stopped, and those that died between
+        `study.ask()` and their first heartbeat (Optuna skips these)."""
         if storage is None:
             return
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # returns None: compare states instead
-        for trial_id in unbeaten_trial_ids(storage, study._study_id):
+        dead = orphaned_trial_ids(study) + unbeaten_trial_ids(storage, study._study_id)
+        for trial_id in dead:
             try:
                 study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -395,11 +695,18 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def surplus(study: optuna.Study, trial: optuna.Trial, total: int) -> str | None:
         """Why a just-asked trial is one too many (workers asked together), or None.
 
-        Trial numbers order the claims: the first `total` COMPLETE or RUNNING trials stand, and
-        of two running trials on the same grid point the earlier one does.
+        Trial numbers order the claims: the first `total` counted (COMPLETE, PRUNED) or RUNNING
+        trials stand, and of two running trials on the same grid point the earlier one does.
         """
         active = sorted(
-            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)),
+            (
+                t
+                for t in study.get_trials(
+                    deepcopy=False,
+                    states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING),
+                )
+                if t.state == TrialState.RUNNING or counts(t)
+            ),
             key=lambda t: t.number,
         )
         ahead = [t for t in active if t.number < trial.number]
@@ -411,26 +718,50 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 if (
                     other.number != trial.number
                     and other.system_attrs.get("grid_id") == grid_id
-                    and (other.state == TrialState.COMPLETE or other.number < trial.number)
+                    and (other.state != TrialState.RUNNING or other.number < trial.number)
                 ):
                     return f"grid point {grid_id} is taken by trial {other.number}"
         return None
 
-    def save_results(self, study: optuna.Study) -> None:
+    def save_results(self, study: optuna.Study, metrics: list[str] | None = None) -> None:
+        """`optimization_results.yaml` in the plugin's shape (`name`, `best_params`, `best_value`
+        for one objective; `solutions`, each with `params` and `values`, for several), plus the
+        study's counts; then the sweep's plots and `optuna/best.yaml` (lstm_tweets.sweep_report)."""
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        results: dict[str, Any] = {
-            "name": "optuna",
-            "study_name": study.study_name,
-            "n_complete": len(complete),
-            "n_failed": self.count(study, TrialState.FAIL),
-        }
-        if complete:
-            best = study.best_trial
-            results.update(best_params=best.params, best_value=best.value, best_trial=best.number)
-            log.info(f"Best parameters: {best.params}\nBest value: {best.value}")
-        OmegaConf.save(
-            OmegaConf.create(results), f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
+        results: dict[str, Any] = {"name": "optuna"}
+        if len(study.directions) == 1:
+            if complete:
+                best = study.best_trial
+                results.update(best_params=best.params, best_value=best.value)
+                results["best_trial"] = best.number
+                log.info(f"Best parameters: {best.params}\nBest value: {best.value}")
+        else:
+            front = study.best_trials if complete else []
+            results["solutions"] = [{"params": t.params, "values": t.values} for t in front]
+            results["objectives"] = list(
+                metrics or [f"objective {i}" for i in range(len(study.directions))]
+            )
+            results["directions"] = [d.name.lower() for d in study.directions]
+            log.info(f"Number of Pareto solutions: {len(front)}")
+            for t in front:
+                log.info(f"    Values: {t.values}, Params: {t.params}")
+        results.update(
+            study_name=study.study_name,
+            n_complete=len(complete),
+            n_pruned=self.finished(study) - len(complete),
+            n_failed=self.count(study, TrialState.FAIL),
         )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # no job ran here if the study was done
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+        from lstm_tweets import sweep_report
+
+        sweep_report.write(study, sweep_dir, metrics, self.config)
+
+
+def quoted(value: str) -> str:
+    """A string as a Hydra override value: quoted, so that `:`, `/` and `=` stay literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class ResumableOptunaSweeper(Sweeper):
@@ -445,13 +776,14 @@ class ResumableOptunaSweeper(Sweeper):
         max_failure_rate: float,
         custom_search_space: str | None,
         params: DictConfig | None,
+        pruner: Any | None = None,
         heartbeat_interval: int = 30,
         grace_period: int | None = None,
     ) -> None:
-        sampler = instantiate(
-            sampler,
-            _execution_whitelist_=("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"),
-        )
+        with execution_whitelist(SAMPLER_TARGETS):
+            sampler = instantiate(sampler)
+        with execution_whitelist(PRUNER_TARGETS):
+            pruner = instantiate(pruner) if pruner else None
         self.sweeper = ResumableOptunaSweeperImpl(
             sampler,
             direction,
@@ -462,6 +794,7 @@ class ResumableOptunaSweeper(Sweeper):
             max_failure_rate,
             custom_search_space,
             params,
+            pruner=pruner,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
         )

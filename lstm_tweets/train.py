@@ -1,46 +1,77 @@
-"""The Hydra training app: seed, build from config, fit, test once from the best-validation
-checkpoint, write metrics.json, and return the optimized (validation) metric for sweeps.
+"""The Hydra training app: check the config, seed, build from config, fit, test once from the
+best-validation checkpoint, write metrics.json, and return the optimized (validation) metric for
+sweeps.
 
     lstm-tweets-train [overrides]         # same as python -m lstm_tweets.train
     lstm-tweets-train -m data.interval=5,10,15
+
+Bad input (a config value, a missing file, data that cannot be used) ends a run with one line,
+`error: ...`, on stderr and exit code 2; any other error keeps its traceback. torch and Lightning
+are imported once the config has passed its check, so a typo costs a second, not the import.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import numpy as np
-import pandas as pd
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_tweets import stats
-from lstm_tweets.data.io import atomic_path
-from lstm_tweets.data.report import write_json_atomic
+from lstm_tweets import cells, objectives, resources
+from lstm_tweets.config_check import ConfigError, check_config
+from lstm_tweets.data.errors import DataError
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 log = logging.getLogger("lstm_tweets.train")
 
 # Config-controlled `_target_`s may only name these (Hydra's execution whitelist): a config file
 # cannot make the app call arbitrary code.
 TRUSTED_TARGETS = ["lstm_tweets.*", "pytorch_lightning.*", "torch.optim.*"]
+# Loggers whose INFO lines only matter when asked for (`verbose=true`): Lightning's device lines
+# and adverts, the vocabulary and embedding-cache notes.
+CHATTY_LOGGERS = (
+    "pytorch_lightning",
+    "lightning_fabric",
+    "lstm_tweets.data",
+    "lstm_tweets.embeddings",
+    "lstm_tweets.baselines",
+)
 
 
 def build(node, **kwargs):
-    return hydra.utils.instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+    with hydra.utils.execution_whitelist(TRUSTED_TARGETS):  # Hydra 1.4's scoped whitelist
+        return hydra.utils.instantiate(node, **kwargs)
+
+
+def set_verbosity(verbose: bool) -> None:
+    """Quiet by default: Lightning's INFO lines (device lines, tips, checkpoint restores) and the
+    data notes go; warnings stay. Call after importing pytorch_lightning, which sets its own level."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("lstm_tweets").setLevel(logging.INFO)
 
 
 def train(cfg: DictConfig) -> dict:
-    """Run one experiment and return its metrics (also written to `<output_dir>/metrics.json`)."""
+    """Run one experiment and return its metrics (also written to `<output_dir>/metrics.json`).
+    A config that cannot work raises ConfigError before anything is written or loaded."""
     started = time.time()
-    if str(cfg.optimized_metric).startswith("test"):
-        raise ValueError(
-            f"optimized_metric={cfg.optimized_metric}: sweeps select on validation, never on test"
-        )
+    check_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    log.info("Run folder: %s", output_dir)  # before the imports: the first sign of life
+    import pytorch_lightning as pl
+
+    from lstm_tweets.data.report import write_json_atomic
+
+    verbose = bool(cfg.get("verbose", False))
+    set_verbosity(verbose)
     for noisy in ("gensim", "smart_open"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Lightning's advice that does not apply here: the test trainer loads the best checkpoint's
@@ -49,22 +80,24 @@ def train(cfg: DictConfig) -> dict:
         "ignore", message=".*when using `ckpt_path`, callbacks used to create.*"
     )
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "metrics.json").unlink(missing_ok=True)  # a rerun into this folder starts clean
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    resources.apply_threads(cfg.get("threads"))  # make sweep WORKERS=k: cores / k each
 
+    baseline = bool(cfg.model.get("baseline"))
+    run = make_trainer(cfg, fit=not baseline)
     datamodule = build(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.save_reports(output_dir)
 
-    if cfg.model.get("baseline"):
+    if baseline:
         from lstm_tweets.baselines import run_baseline
 
         test_out, fit_info = run_baseline(cfg, datamodule)
     else:
-        test_out, fit_info = fit_and_test(cfg, datamodule, output_dir)
+        test_out, fit_info = fit_and_test(cfg, datamodule, run)
 
     metrics = (
         {**fit_info, **summarize(cfg, datamodule, test_out)}
@@ -74,6 +107,8 @@ def train(cfg: DictConfig) -> dict:
     metrics.update(
         seed=int(cfg.seed),
         interval=int(datamodule.interval),
+        target=datamodule.target,
+        window_start=datamodule.window_start,
         model=model_name(cfg),
         study=cfg.get("study"),
         n_train=len(datamodule.split.train),
@@ -83,6 +118,8 @@ def train(cfg: DictConfig) -> dict:
         embedding_coverage=datamodule.coverage,
         wall_time_s=round(time.time() - started, 2),
     )
+    if run.logger:
+        log_to_tensorboard(run, cfg, datamodule, test_out, metrics, started)
     if test_out is not None:
         save_predictions(output_dir, datamodule, test_out)
     write_json_atomic(
@@ -92,7 +129,74 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
+class Run:
+    """What a run trains and logs with: callbacks, logger and trainer (None for a baseline),
+    its name (the cell), its HParams group name and the keys of its cell."""
+
+    def __init__(self, callbacks, logger, trainer, name, group_name, cell_keys):
+        self.callbacks, self.logger, self.trainer = callbacks, logger, trainer
+        self.name, self.group_name, self.cell_keys = name, group_name, cell_keys
+
+
+def make_trainer(cfg: DictConfig, fit: bool = True) -> Run:
+    """Callbacks, logger and trainer, built before any data work so that a trainer setting
+    Lightning refuses fails at once (as a ConfigError naming it)."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from lstm_tweets.callbacks import MaxOverEpochsTestAccuracy, ParameterTable
+
+    name, group_name, cell_keys = cells.run_identity(cfg)
+    logger = False
+    if cfg.get("logger"):
+        # sub_dir null: the run's cell names its TensorBoard run (<output_dir>/tensorboard/<cell>;
+        # a sub_dir, not a version, which the progress bar would show as "v_num").
+        sub_dir = {} if cfg.logger.get("sub_dir") is not None else {"sub_dir": name}
+        logger = build(cfg.logger, **sub_dir)
+    if not fit:
+        return Run([], logger, None, name, group_name, cell_keys)
+    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if cfg.get("track_test_every_epoch"):
+        callbacks.append(MaxOverEpochsTestAccuracy())
+    from lstm_tweets import pruning
+
+    if (reporter := pruning.callback_for(cfg)) is not None:  # a trial of an Optuna sweep
+        callbacks.append(reporter)
+    summary = cfg.trainer.get("enable_model_summary")
+    if summary is None:
+        summary = bool(cfg.get("verbose", False))
+    if summary:  # Lightning's table without its FLOPs column, which reads 0 here
+        callbacks.append(ParameterTable())
+    try:
+        trainer = build(
+            cfg.trainer, callbacks=callbacks, logger=logger, enable_model_summary=bool(summary)
+        )
+    except MisconfigurationException as err:
+        raise ConfigError(f"trainer: {' '.join(str(err).split())}") from err
+    return Run(callbacks, logger, trainer, name, group_name, cell_keys)
+
+
+def describe_device(trainer) -> str:
+    """One line for the device, instead of Lightning's GPU/TPU availability lines."""
+    import torch
+
+    kind = type(trainer.accelerator).__name__.replace("Accelerator", "").lower() or "cpu"
+    note = ""
+    if kind == "cpu":
+        note = (
+            " (a GPU is available: trainer=gpu uses it)"
+            if torch.cuda.is_available()
+            else " (no GPU found)"
+        )
+    return f"{kind} x{trainer.num_devices}{note}"
+
+
+def fit_and_test(cfg: DictConfig, datamodule, run: Run):
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.utilities.model_summary import get_human_readable_count
+
+    from lstm_tweets.callbacks import MaxOverEpochsTestAccuracy
+
     matrix = datamodule.embedding_matrix
     # The optimizer and scheduler configs stay plain dicts, built in configure_optimizers: Hydra's
     # partial factories cannot be pickled, and DDP-spawn pickles the module.
@@ -109,12 +213,19 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         trainable_embedding=bool(cfg.embedding.get("trainable", True)),
     )
     model.hparams.update(optim)  # passed to build(), Hydra would turn them back into factories
-    callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    if cfg.get("track_test_every_epoch"):
-        callbacks.append(MaxOverEpochsTestAccuracy())
-    logger = build(cfg.logger) if cfg.get("logger") else False
-    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer, callbacks, logger = run.trainer, run.callbacks, run.logger
+    n_params = sum(p.numel() for p in model.parameters())
+    epochs = trainer.max_epochs
+    log.info(
+        "Training %s (%s parameters) on %s, %s",
+        model_name(cfg),
+        get_human_readable_count(n_params).strip(),
+        describe_device(trainer),
+        "no epoch limit" if epochs in (None, -1) else f"up to {epochs} epoch{'s' * (epochs != 1)}",
+    )
+    fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_wall_s = round(time.perf_counter() - fit_started, 3)
 
     # The checkpoint that tracks a metric picks the test weights (last.ckpt only serves resuming).
     checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
@@ -134,13 +245,22 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
         info[f"{checkpoint.monitor.replace('/', '_')}_best"] = best_score
     info["epochs_trained"] = int(trainer.current_epoch)
+    from lstm_tweets.pruning import OptunaPruning
+
+    for reporter in (c for c in callbacks if isinstance(c, OptunaPruning)):
+        info.update(reporter.outcome())  # pruned: true/false, pruned_epoch
     tracker = next((c for c in callbacks if isinstance(c, MaxOverEpochsTestAccuracy)), None)
     if tracker is not None and tracker.accuracies:
         # Only to show the reference study's flawed number beside ours; never used for selection.
         info["test_accuracy_max_over_epochs"] = max(tracker.accuracies)
         info["test_accuracy_per_epoch"] = tracker.accuracies
-    info["optimized_metric"] = cfg.optimized_metric
-    info["optimized_value"] = optimized_value(cfg, trainer, checkpoint, best_score, datamodule)
+    wanted = objectives.names(cfg.optimized_metric)
+    if objectives.FIT_WALL_TIME in wanted:
+        info["fit_wall_s"] = fit_wall_s
+    values = [optimized_value(m, trainer, checkpoint, best_score, datamodule, info) for m in wanted]
+    info["optimized_metric"], info["optimized_value"] = objectives.pack(
+        cfg.optimized_metric, values
+    )
     if trainer.world_size > 1 and torch.distributed.is_initialized():
         # Only rank 0 tests and writes; the others leave the process group so that no metric
         # waits on them.
@@ -153,6 +273,8 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         return None, info
 
     # Test once, on one device (DDP samplers would repeat samples), from the best checkpoint.
+    if logger:
+        logger.training_done = True  # the test logs no epoch (see tensorboard_log.RunLogger)
     test_trainer = pl.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"),
         devices=1,
@@ -170,42 +292,22 @@ def fit_and_test(cfg: DictConfig, datamodule, output_dir: Path):
         "metrics": {
             k: float(v) for k, v in test_trainer.callback_metrics.items() if k.startswith("test/")
         },
+        "logged": True,  # the test trainer wrote these test/ scalars to TensorBoard
     }
-    if logger:
-        log_to_tensorboard(logger, cfg, datamodule, test_out, info)
     return test_out, info
 
 
-class MaxOverEpochsTestAccuracy(pl.Callback):
-    """Scores the test split after every epoch, as the reference study did before it reported the
-    best of those scores. Kept apart from the real test, which happens once, from the best-val
-    checkpoint."""
-
-    def __init__(self):
-        self.accuracies: list[float] = []
-
-    @torch.no_grad()
-    def on_validation_epoch_end(self, trainer, module):
-        if trainer.sanity_checking:
-            return
-        correct = total = 0
-        was_training = module.training
-        module.eval()
-        for batch in trainer.datamodule.test_dataloader():
-            batch = {k: v.to(module.device) for k, v in batch.items()}
-            correct += int((module(batch).argmax(1) == batch["label"]).sum())
-            total += len(batch["label"])
-        module.train(was_training)
-        self.accuracies.append(correct / total)
-
-
 def optimized_value(
-    cfg: DictConfig, trainer: pl.Trainer, checkpoint, best_score: float | None, datamodule
+    metric: str, trainer: pl.Trainer, checkpoint, best_score: float | None, datamodule, info: dict
 ) -> float | None:
-    """The sweep's objective at the chosen (best-validation) epoch. val/acc_lift is val/acc minus
-    the validation split's majority-class share, a constant within a run: the checkpoint that
-    tracks val/acc picks the same epoch, and the lift follows from its score."""
-    metric = cfg.optimized_metric
+    """One objective of the sweep at the chosen (best-validation) epoch. val/acc_lift is val/acc
+    minus the validation split's majority-class share, a constant within a run: the checkpoint
+    that tracks val/acc picks the same epoch, and the lift follows from its score.
+    train/wall_time_s is the wall time of `trainer.fit`."""
+    import numpy as np
+
+    if metric == objectives.FIT_WALL_TIME:
+        return info["fit_wall_s"]
     if checkpoint is not None and best_score is not None:
         if checkpoint.monitor == metric:
             return best_score
@@ -218,6 +320,10 @@ def optimized_value(
 
 def summarize(cfg: DictConfig, datamodule, test_out: dict) -> dict:
     """The run's test numbers, with trading days as the independent units (stats module)."""
+    import numpy as np
+
+    from lstm_tweets import stats
+
     probs, labels = test_out["probs"], test_out["label"]
     majority = datamodule.majority_class
     days = stats.trading_days(datamodule.frame["created_at"].to_numpy()[test_out["index"]])
@@ -253,6 +359,10 @@ def summarize(cfg: DictConfig, datamodule, test_out: dict) -> dict:
 
 def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
     """Per-sample test predictions: the reports pair them across models for McNemar's test."""
+    import pandas as pd
+
+    from lstm_tweets.data.io import atomic_path
+
     frame = datamodule.frame.iloc[test_out["index"]]
     table = pd.DataFrame(
         {
@@ -268,31 +378,66 @@ def save_predictions(output_dir: Path, datamodule, test_out: dict) -> None:
         table.sort_values(["created_at", "id"]).to_csv(tmp, index=False)
 
 
-def log_to_tensorboard(logger, cfg: DictConfig, datamodule, test_out: dict, info: dict) -> None:
+def final_metrics(metrics: dict, test_out: dict | None) -> dict[str, float | None]:
+    """What the HParams dashboard shows for a run, under names that say what they are: the test
+    numbers (`test/...`, when test ran) and the validation score at the chosen epoch."""
+    final: dict[str, float | None] = {}
+    if test_out is not None:
+        final.update(
+            {
+                "test/acc": metrics.get("test_accuracy"),
+                "test/acc_ci_low": metrics.get("test_accuracy_ci_low"),
+                "test/acc_ci_high": metrics.get("test_accuracy_ci_high"),
+                "test/acc_lift": test_out["metrics"].get("test/acc_lift"),
+                "test/lift_vs_majority": metrics.get("lift_vs_majority"),
+                "test/p_vs_majority": metrics.get("p_value_vs_majority"),
+                **{f"test/{k}": metrics.get(f"test_{k}") for k in ("auroc", "f1", "mcc", "loss")},
+            }
+        )
+    val = metrics.get("val_metrics") or {}
+    final["val/acc_best"] = metrics.get("val_acc_best", val.get("val/acc"))
+    names = objectives.names(metrics.get("optimized_metric"))
+    value = metrics.get("optimized_value")
+    values = value if isinstance(value, list) else [value]
+    for name, value in zip(names, values, strict=False):
+        final[f"{name}_best" if name.startswith("val/") else name] = value
+    return {k: (None if v is None else float(v)) for k, v in final.items()}
+
+
+def log_to_tensorboard(
+    run: Run, cfg: DictConfig, datamodule, test_out, metrics: dict, started: float
+) -> None:
+    """HParams (tensorboard_log.write_hparams) and, when test ran, the confusion matrix and the
+    data report."""
+    from lstm_tweets.tensorboard_log import write_hparams
+
+    logger = run.logger
+    logged = set(test_out["metrics"]) if test_out is not None and test_out.get("logged") else set()
+    write_hparams(
+        logger,
+        cells.hparams(cfg, first=run.cell_keys),
+        set(run.cell_keys),
+        final_metrics(metrics, test_out),
+        run.group_name,
+        started,
+        already_logged=logged,
+    )
+    if test_out is None:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     writer = logger.experiment
-    flat = pd.json_normalize(OmegaConf.to_container(cfg, resolve=True), sep=".").iloc[0].to_dict()
-    params = {
-        k: (v if isinstance(v, int | float | str | bool) else str(v))
-        for k, v in flat.items()
-        if not k.startswith(("hydra", "paths", "callbacks", "logger"))
-    }
-    final = {f"hp/{k.split('/')[-1]}": v for k, v in test_out["metrics"].items()}
-    if info.get("val_acc_best") is not None:
-        final["hp/val_acc_best"] = info["val_acc_best"]
-    logger.log_hyperparams(params, metrics=final)
-
     labels, predicted = test_out["label"], test_out["probs"].argmax(axis=1)
     k = test_out["probs"].shape[1]
     matrix = np.zeros((k, k), dtype=int)
     np.add.at(matrix, (labels, predicted), 1)
     fig, ax = plt.subplots(figsize=(3.5, 3))
     ax.imshow(matrix, cmap="Blues")
-    names = ["down", "up", "flat"][:k]
+    names = datamodule.class_names[:k]
     ax.set_xticks(range(k), names)
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
@@ -342,10 +487,39 @@ def fmt(value) -> str:
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    return metrics.get("optimized_value")
+def stop_on_bad_input(err: DataError) -> None:
+    """Bad input in a single run: `error: <message>` on stderr and in the run's log, exit code 2,
+    no traceback. In a multirun the error goes on to the sweeper, which records the job as failed
+    (hydra_callbacks.MultirunSummary ends the sweep the same way). HYDRA_FULL_ERROR=1 keeps the
+    traceback."""
+    from hydra.types import RunMode
+
+    from lstm_tweets.hydra_callbacks import one_line
+
+    message = f"error: {one_line(err, width=10_000)}"
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message[7:], None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    hydra_cfg = cells.hydra_config()
+    if hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN:
+        return
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+# The whitelist also covers what Hydra resolves for the app: logging handlers, a sweeper's
+# custom_search_space, and the jobs its launcher starts.
+@hydra.main(config_path=CONFIG_DIR, config_name="train", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> float | tuple[float, ...] | None:
+    """The optimized metric's value, or a tuple of values when `optimized_metric` is a list."""
+    try:
+        return objectives.returned(train(cfg))
+    except DataError as err:
+        stop_on_bad_input(err)
+        raise
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ DESIGN_METRIC_KEYS = {
     "best_epoch",
     "seed",
     "interval",
+    "target",
     "data_report",
 }
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,6 +63,8 @@ def test_writes_labels_and_report(tmp_path, capsys):
         "start_price",
         "end_price",
         "return_bps",
+        "abs_return_bps",
+        "volume_ratio",
         "label",
     ]
     assert len(labels) == 1
@@ -73,7 +76,7 @@ def test_writes_labels_and_report(tmp_path, capsys):
     assert pd.Timestamp(row["start_time"]) == pd.Timestamp("2019-06-03 15:00", tz="UTC")
     assert pd.Timestamp(row["end_time"]) == pd.Timestamp("2019-06-03 15:05", tz="UTC")
     assert (row["start_price"], row["end_price"], row["label"]) == (100.89, 100.94, 1)
-    assert row["return_bps"] == pytest.approx(0.05 / 100.89 * 1e4)
+    assert row["return_bps"] == pytest.approx(np.log(100.94 / 100.89) * 1e4)
 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report == {
@@ -88,7 +91,14 @@ def test_writes_labels_and_report(tmp_path, capsys):
         "labeled": 1,
         "label_down": 0,
         "label_up": 1,
+        # Counts, not drops: the bars of this file carry no volume column.
+        "no_volume_column": 1,
+        "empty_window": 0,
+        "volume_gap": 0,
+        "no_volume_history": 0,
     }
+    assert np.isnan(row["volume_ratio"])
+    assert row["abs_return_bps"] == row["return_bps"]
     printed = capsys.readouterr().out
     assert "duplicate tweet ids removed" in printed and "window_crosses_close" in printed
     assert "wrote 1 labeled tweets" in printed

@@ -106,6 +106,11 @@ def test_session_edges_with_one_minute_bars(tmp_path):
         "labeled": 2,
         "label_down": 0,
         "label_up": 2,
+        # Counts, not drops: one day of bars is no volume history.
+        "no_volume_column": 0,
+        "empty_window": 0,
+        "volume_gap": 0,
+        "no_volume_history": 2,
     }
     assert list(labeled.index) == ["first_bar_done", "last_window"]
     assert set(LABEL_COLUMNS) - {"id"} <= set(labeled.columns)
@@ -113,13 +118,13 @@ def test_session_edges_with_one_minute_bars(tmp_path):
     # Start: the 09:30 bar, completed 09:31. End: the 09:35 bar, completed 09:36 = t + 5.
     assert (first.start_time, first.end_time) == (et("2019-06-03 09:31"), et("2019-06-03 09:36"))
     assert (first.start_price, first.end_price) == (100.00, 100.05)
-    assert first.return_bps == pytest.approx(5.0)
+    assert first.return_bps == pytest.approx(np.log(100.05 / 100.00) * 1e4)
     assert first.label == 1
     last = labeled.loc["last_window"]
     # 15:55 + 5 = 16:00: the end bar is the 15:59 bar, which completes exactly at the close.
     assert (last.start_time, last.end_time) == (et("2019-06-03 15:55"), et("2019-06-03 16:00"))
     assert (last.start_price, last.end_price) == (103.84, 103.89)
-    assert last.return_bps == pytest.approx(0.05 / 103.84 * 1e4)
+    assert last.return_bps == pytest.approx(np.log(103.89 / 103.84) * 1e4)
 
 
 @pytest.mark.parametrize("window_start", WINDOW_STARTS)
@@ -161,7 +166,7 @@ def test_five_minute_bars_use_completed_bars_only(tmp_path):
     # end (t+5 = 10:07) is the 10:00 bar (completed 10:05), not the 10:05 bar still open at 10:07.
     assert (mid.start_time, mid.end_time) == (et("2019-06-04 10:00"), et("2019-06-04 10:05"))
     assert (mid.start_price, mid.end_price) == (199.75, 199.70)
-    assert mid.return_bps == pytest.approx(-0.05 / 199.75 * 1e4)
+    assert mid.return_bps == pytest.approx(np.log(199.70 / 199.75) * 1e4)
     assert mid.label == 0
     first = labeled.loc["first_bar_done"]
     assert (first.start_time, first.end_time) == (et("2019-06-04 09:35"), et("2019-06-04 09:40"))
@@ -311,7 +316,9 @@ def test_ties_and_dead_band(tmp_path, ties, dead_band, expected_labels, ties_dro
         if ties != "class":
             assert "label_flat" not in report.counts
         if "small" in labeled.index:
-            assert labeled.loc["small", "return_bps"] == pytest.approx(0.05 / 100.10 * 1e4)
+            assert labeled.loc["small", "return_bps"] == pytest.approx(
+                np.log(100.15 / 100.10) * 1e4
+            )
         if "flat" in labeled.index:
             assert labeled.loc["flat", "return_bps"] == 0.0
         if "big" in labeled.index:
@@ -422,6 +429,10 @@ def test_after_tweet_one_minute_bars(tmp_path):
         "labeled": 5,
         "label_down": 0,
         "label_up": 5,
+        "no_volume_column": 0,
+        "empty_window": 0,
+        "volume_gap": 0,
+        "no_volume_history": 5,
     }
     assert (labeled["window_start"] == "after_tweet").all()
     expected = {
@@ -445,7 +456,7 @@ def test_after_tweet_one_minute_bars(tmp_path):
             et(f"2019-06-03 {end}"),
         )
         assert (row.start_price, row.end_price) == (start_price, end_price), name
-        assert row.return_bps == pytest.approx((end_price / start_price - 1) * 1e4)
+        assert row.return_bps == pytest.approx(np.log(end_price / start_price) * 1e4)
 
 
 def test_after_tweet_five_minute_bars(tmp_path):
@@ -652,12 +663,12 @@ def test_prior_return_is_the_same_under_both_rules(tmp_path):
     assert np.isnan(after.loc["t_094120", "prior_return_bps"])
     # 10:02: from the 09:45 bar (k=3, done 09:50, the last one done by 09:52) to the 09:55 bar
     # (k=5, done 10:00), not to the 10:00 bar (k=6) that contains the tweet and starts its label.
-    assert after.loc["t_1002", "prior_return_bps"] == pytest.approx((199.75 / 199.85 - 1) * 1e4)
+    assert after.loc["t_1002", "prior_return_bps"] == pytest.approx(np.log(199.75 / 199.85) * 1e4)
     assert after.loc["t_1002", "start_price"] == 199.70
-    assert after.loc["t_1000", "prior_return_bps"] == pytest.approx((199.75 / 199.85 - 1) * 1e4)
+    assert after.loc["t_1000", "prior_return_bps"] == pytest.approx(np.log(199.75 / 199.85) * 1e4)
     # 11:17:45: from the 11:00 bar (k=18, the last one done by 11:07:45) to the 11:10 bar (k=20,
     # done 11:15); the 11:15 bar that contains the tweet is not used.
-    assert after.loc["t_111745", "prior_return_bps"] == pytest.approx((199.00 / 199.10 - 1) * 1e4)
+    assert after.loc["t_111745", "prior_return_bps"] == pytest.approx(np.log(199.00 / 199.10) * 1e4)
 
 
 # --- property: no label ever uses a bar past the one containing t+N, or one outside the session ---
@@ -807,3 +818,94 @@ def test_labels_never_look_past_the_window(window_start, case):
         assert not flat.any()
     else:
         assert (labeled.loc[flat, "label"] == {"down": 0, "class": 2}[ties]).all()
+
+
+# --- return_bps, abs_return_bps and volume_ratio, by hand ------------------------------------------
+VOLUME_SESSIONS = 22  # June 3 .. July 2, 2019
+
+
+def volume_market(tmp_path, missing=()) -> PriceBars:
+    """5-minute bars over 22 sessions; the bar k (09:30 + 5k) of session d closes at 100 + 0.05 k
+    and trades 100 (k + 1) + 10 d lots. `missing` holds (d, k) bars left out of the file."""
+    opens, _ = nyse_sessions("2019-06-01", "2019-07-31")
+    lines = ["timestamp,open,high,low,close,volume"]
+    for d, open_ns in enumerate(opens[:VOLUME_SESSIONS]):
+        for k in range(78):
+            if (d, k) in missing:
+                continue
+            stamp = pd.Timestamp(open_ns + k * 300 * 10**9, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+            close = round(100 + 0.05 * k, 2)
+            lines.append(f"{stamp},{close},{close},{close},{close},{100 * (k + 1) + 10 * d}")
+    (tmp_path / "bars.csv").write_text("\n".join(lines) + "\n")
+    return load_prices(tmp_path / "bars.csv")
+
+
+def session_day(d: int) -> str:
+    opens, _ = nyse_sessions("2019-06-01", "2019-07-31")
+    return pd.Timestamp(opens[d], tz="UTC").tz_convert(ET).strftime("%Y-%m-%d")
+
+
+def test_return_bps_and_volume_ratio_by_hand(tmp_path):
+    # Session 1 lacks its 10:05 bar (k = 7), session 21 its 11:10 bar (k = 20).
+    bars = volume_market(tmp_path, missing={(1, 7), (21, 20)})
+    last, early = session_day(21), session_day(5)
+    tweets = make_tweets(
+        ("last_day", et(f"{last} 10:02:00")),  # window 10:00 bar (k=6) -> 10:10 bar (k=8)
+        ("early", et(f"{early} 10:02:00")),  # 5 sessions before it: no 20-session history
+        ("gap", et(f"{last} 11:02:00")),  # N=10: 11:00 (k=18) -> 11:10 (k=20) is missing
+    )
+    labeled, report = label(tweets, bars, 10)
+    row = labeled.loc["last_day"]
+    assert (row.start_price, row.end_price) == (100.30, 100.40)
+    # 10,000 x ln(100.40 / 100.30) = 10,000 x 0.000996512 bps.
+    assert row.return_bps == pytest.approx(9.96512, abs=1e-4)
+    assert row.abs_return_bps == row.return_bps
+    # The window's bars are k = 7 and 8 (after the start bar, up to the end bar): session 21
+    # trades 800 + 210 + 900 + 210 = 2,120 lots. The 20 sessions before it are 1..20; session 1
+    # lacks k = 7 and is left out; session d's sum is 1,700 + 20 d, and the median over d = 2..20
+    # is the one of d = 11: 1,920.
+    assert row.volume_ratio == pytest.approx(2120 / 1920, rel=1e-12)
+    assert row.volume_reason == ""
+    # The end bar (k = 20) is the missing one: no label at all.
+    assert "gap" not in labeled.index and report["no_price_coverage"] == 1
+    assert np.isnan(labeled.loc["early", "volume_ratio"])
+    assert labeled.loc["early", "volume_reason"] == "no_volume_history"
+    assert (report["no_volume_history"], report["volume_gap"], report["labeled"]) == (1, 0, 2)
+
+
+def test_volume_ratio_nan_reasons(tmp_path):
+    bars = volume_market(tmp_path, missing={(21, 20)})
+    last = session_day(21)
+    tweets = make_tweets(
+        ("inside_gap", et(f"{last} 11:02:00")),  # N=15: bars k=19..21, k=20 missing
+        ("afternoon", et(f"{last} 14:02:00")),
+    )
+    labeled, report = label(tweets, bars, 15)
+    assert labeled.loc["inside_gap", "volume_reason"] == "volume_gap"
+    assert np.isnan(labeled.loc["inside_gap", "volume_ratio"])
+    # 14:00 bar (k = 54) -> 14:15 bar (k = 57): bars 55..57 of session 21 against sessions 1..20.
+    sums = [sum(100 * (k + 1) + 10 * d for k in (55, 56, 57)) for d in range(1, 21)]
+    own = sum(100 * (k + 1) + 10 * 21 for k in (55, 56, 57))
+    assert labeled.loc["afternoon", "volume_ratio"] == pytest.approx(own / np.median(sums))
+    assert report["volume_gap"] == 1
+    # One bar (start = end, N = the bar at the open) gives an empty window; a file without volume
+    # gives no_volume_column. Both are counts, never drops.
+    at_open = make_tweets(("at_open", et(f"{last} 09:30:00")))
+    labeled, report = label(at_open, bars, 5, ties="class")
+    assert labeled.loc["at_open", "volume_reason"] == "empty_window"
+    assert report["empty_window"] == 1
+    frame = bars.frame.drop(columns="volume")
+    no_volume = PriceBars(frame, bars.bar_minutes, "no volume")
+    labeled, report = label(tweets, no_volume, 15)
+    assert report["no_volume_column"] == 2 and labeled["volume_ratio"].isna().all()
+
+
+def test_volume_ratio_uses_no_later_session(tmp_path):
+    """No look-ahead: changing every volume after the tweet's session changes no ratio."""
+    bars = volume_market(tmp_path)
+    tweets = make_tweets(("t", et(f"{session_day(15)} 10:02:00")))
+    before = label(tweets, bars, 10)[0].loc["t", "volume_ratio"]
+    later = bars.frame["timestamp"] > et(f"{session_day(15)} 16:00")
+    frame = bars.frame.assign(volume=np.where(later, 1e9, bars.frame["volume"]))
+    after = label(tweets, PriceBars(frame, bars.bar_minutes, "x"), 10)[0].loc["t", "volume_ratio"]
+    assert before == after and np.isfinite(before)

@@ -1,5 +1,7 @@
 """`label_tweets` (vectorized) and the per-tweet reference in benchmarks/ agree exactly, under both
-label-window rules (`window_start`), on generated bars and on the real shared files."""
+label-window rules (`window_start`), on generated bars and on the real shared files: drop counts,
+windows, prices, labels, return_bps = 10,000 x ln(end/start), abs_return_bps and volume_ratio
+(with its NaN reasons)."""
 
 import importlib.util
 from pathlib import Path
@@ -20,12 +22,12 @@ reference = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reference)
 
 
-def make_bars(bar_minutes: int, seed: int) -> PriceBars:
+def make_bars(bar_minutes: int, seed: int, volume: bool = True) -> PriceBars:
     """Bars for every 2019 XNYS session, with scattered missing bars and a few missing hours. On
     about a fifth of the days the feed also has an hour of bars before the open and after the
     close (as extended-hours feeds do): the calendar, not the data, decides where a session ends.
     On half of those the session's last bar is missing, so that the first bar completing at or
-    after the close is one after it."""
+    after the close is one after it. Volumes are whole numbers of lots, a few of them blank."""
     rng = np.random.default_rng(seed)
     opens, closes = nyse_sessions("2019-01-01", "2019-12-31")
     step = bar_minutes * MINUTE_NS
@@ -52,6 +54,9 @@ def make_bars(bar_minutes: int, seed: int) -> PriceBars:
             "close": close,
         }
     )
+    if volume:
+        lots = rng.integers(1, 500, len(starts)).astype(float) * 100
+        frame["volume"] = np.where(rng.random(len(starts)) < 0.002, np.nan, lots)
     return PriceBars(frame, float(bar_minutes), f"generated {bar_minutes}-min bars")
 
 
@@ -133,6 +138,10 @@ def test_vectorized_matches_reference(
     else:  # the bar containing t exists from the open on: a missing one is a gap
         assert counts["no_completed_bar"] == 0
     assert_same_labels(fast, report, slow, counts)
+    # Every reason for a missing volume_ratio occurs (January has no 20-session history yet).
+    assert counts["no_volume_history"] > 0 and counts["volume_gap"] > 0
+    assert counts["no_volume_column"] == 0
+    assert fast["volume_ratio"].notna().any()  # few with 3 % of bars missing and long windows
     if window_start == "after_tweet" and len(slow):
         # The window starts at or after the tweet and ends at or after t + N, by less than a bar.
         bar = pd.Timedelta(minutes=bar_minutes)
@@ -141,6 +150,16 @@ def test_vectorized_matches_reference(
         start, end = (pd.to_datetime(slow[c], utc=True) for c in ("start_time", "end_time"))
         assert ((start >= created) & (start - bar <= created)).all()
         assert ((end >= horizon) & (end - bar <= horizon)).all()
+
+
+def test_prices_without_volume_give_nan_volume_ratio_in_both():
+    bars = make_bars(5, seed=5, volume=False)
+    tweets = make_tweets(300, 15, 5, seed=2)
+    report = DataReport()
+    fast = label_tweets(tweets, bars, 15, report=report)
+    slow, counts = reference.reference_label_tweets(tweets, bars, 15)
+    assert_same_labels(fast, report, slow, counts)
+    assert counts["no_volume_column"] == len(fast) > 0 and fast["volume_ratio"].isna().all()
 
 
 def test_reference_rejects_an_unknown_rule():
@@ -186,6 +205,14 @@ def test_real_files_match_reference(real_inputs, prices_name, interval, window_s
     assert counts["window_crosses_close"] > 0 and counts["no_price_coverage"] > 0
     assert (counts["no_completed_bar"] > 0) == (window_start == "before_tweet")
     assert_same_labels(fast, report, slow, counts)
+    # The issue's yardstick, stated on its own: ln(end/start) to 0.05 bps, and volume_ratio > 0
+    # for at least 95 % of the labeled tweets.
+    slow_bps = np.log(slow["end_price"] / slow["start_price"]).to_numpy() * 1e4
+    np.testing.assert_allclose(fast["return_bps"], slow_bps, rtol=0, atol=0.05)
+    np.testing.assert_allclose(fast["abs_return_bps"], np.abs(slow_bps), rtol=0, atol=0.05)
+    positive = float((fast["volume_ratio"] > 0).mean())
+    print(f"{prices_name}, N = {interval}, {window_start}: volume_ratio > 0 for {positive:.1%}")
+    assert positive >= 0.95
 
 
 def label_disagreement(tweets, bars, interval) -> tuple[float, int]:

@@ -202,7 +202,7 @@ def test_cell_is_the_seed_ensemble_on_the_true_test_set(comparison_report):
     assert summary.p_vs_majority_holm.tolist() == pytest.approx(
         stats.holm_correction(summary.p_vs_majority.tolist())
     )
-    assert "Test family for Holm" in markdown and "(2 tests" in markdown
+    assert "Test family for Holm" in markdown and "; 2 tests with results here" in markdown
     required = {
         "model",
         "interval",
@@ -413,3 +413,16 @@ def test_walk_forward_folds_pool_their_tweets_per_model():
     assert pooled.loc["lstm", "majority"] == pytest.approx((30 + 15) / 60)
     assert pooled.loc["lstm", "ci_low"] <= 35 / 60 <= pooled.loc["lstm", "ci_high"]
     assert pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles) is None
+
+
+def test_a_model_fixed_differently_in_pooled_sweeps_becomes_an_axis():
+    """`model=tfidf_logreg` in one sweep and `model=lstm` in another: their runs are different
+    cells of the pool, never one."""
+    from experiments.report import Design, merge_designs
+
+    tfidf = Design({"data.interval": ["5"]}, ["1"], "a", fixed={"model": "tfidf_logreg"})
+    lstm = Design({"data.interval": ["5"]}, ["1", "2"], "b", fixed={"model": "lstm"})
+    merged = merge_designs([tfidf, lstm])
+    assert merged.axes == {"data.interval": ["5"], "model": ["tfidf_logreg", "lstm"]}
+    assert merged.seeds_for(("5", "lstm")) == ["1", "2"]
+    assert merged.seeds_for(("5", "tfidf_logreg")) == ["1"]

@@ -23,9 +23,9 @@ BIN = Path(sys.executable).parent
 
 
 def tensorboard_events(output_dir: Path) -> EventAccumulator:
-    events = EventAccumulator(
-        str(output_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0}
-    )
+    """The run's TensorBoard events: <output_dir>/tensorboard/<cell>/ (one folder, the run)."""
+    (folder,) = {p.parent for p in (output_dir / "tensorboard").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()
     return events
 
@@ -95,7 +95,8 @@ def test_a_finished_run_writes_checkpoints_predictions_and_summaries(tiny_run):
 
 def test_a_finished_run_logs_to_tensorboard(tiny_run):
     cfg, output_dir, metrics = tiny_run
-    assert list((output_dir / "tensorboard").glob("events.out.tfevents.*"))
+    # One TensorBoard run, named by the run's cell.
+    assert list((output_dir / "tensorboard" / "interval=5,model=lstm,seed=42").glob("events.*"))
     events = tensorboard_events(output_dir)
     tags = events.Tags()
     val_acc = events.Scalars("val/acc")

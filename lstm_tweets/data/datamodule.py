@@ -1,9 +1,11 @@
 """The LightningDataModule: labeled samples -> split -> vocab (train only) -> padded tensors.
 
 `prepare_data` labels the tweets once per data config and caches the frame (training never re-parses
-CSVs). `setup` splits by time, fits the vocabulary and the count statistics on train only, and
-builds the embedding matrix (cached per vocabulary). The vocabulary, tokenizer options and count
-statistics travel in the checkpoint through `state_dict`, so a checkpoint alone can score new text.
+CSVs). `setup` splits by time, applies the target (`data.target`: direction, or an activity target
+whose per-slot thresholds are fitted on the train split: `targets.py`), fits the vocabulary and the
+count statistics on train only, and builds the embedding matrix (cached per vocabulary). The
+vocabulary, tokenizer options, count statistics, target and its thresholds travel in the
+checkpoint through `state_dict`, so a checkpoint alone can score new text and say what it scores.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from lstm_tweets.data.report import DataReport, write_json_atomic
 from lstm_tweets.data.split import Split, split_samples
 from lstm_tweets.data.synthetic import VERSION as SYNTHETIC_VERSION
 from lstm_tweets.data.synthetic import ensure_synthetic_sample
+from lstm_tweets.data.targets import (
+    CLASS_NAMES,
+    TARGET_COLUMNS,
+    activity_labels,
+    check_target,
+    fit_activity_thresholds,
+)
 from lstm_tweets.data.text import TokenizerOptions, Vocab, build_vocab, encode, tokenize
 from lstm_tweets.data.tweets import load_tweets, parse_timestamps
 
@@ -35,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "archive", "prelabeled")
 COUNT_COLUMNS = ("retweet_count", "favorite_count")
-LABELED_CACHE_VERSION = 2  # 2: window_start rules, end_time purging
+# 2: window_start rules, end_time purging; 3: log returns, abs_return_bps, volume_ratio
+LABELED_CACHE_VERSION = 3
 
 
 class TweetDataModule(pl.LightningDataModule):
@@ -50,6 +60,7 @@ class TweetDataModule(pl.LightningDataModule):
         bar_minutes: float | None = None,
         interval: int = 5,
         window_start: str = "after_tweet",
+        target: str = "direction",
         ties: str = "drop",
         dead_band_bps: float = 0.0,
         include_retweets: bool = False,
@@ -86,6 +97,8 @@ class TweetDataModule(pl.LightningDataModule):
         )
         self.interval, self.ties, self.dead_band_bps = int(interval), ties, float(dead_band_bps)
         self.window_start = window_start
+        self.target = check_target(target)
+        self.thresholds: dict | None = None  # an activity target's train-fitted thresholds
         self.include_retweets = include_retweets
         self.split_method, self.split_fractions = split, tuple(split_fractions)
         self.folds, self.fold, self.fold_period = folds, fold, fold_period
@@ -116,7 +129,9 @@ class TweetDataModule(pl.LightningDataModule):
         self.count_std = np.ones(len(COUNT_COLUMNS))
         self.embedding_matrix: np.ndarray | None = None
         self.coverage: dict = {}
-        self.num_classes = 3 if ties == "class" else 2
+        # Ties (and the dead band) concern the direction only: for an activity target a tweet
+        # without a price change is a small move, kept (ties="down" keeps every tweet).
+        self.num_classes = 3 if ties == "class" and self.target == "direction" else 2
         self.datasets: dict[str, EncodedTweets] = {}
 
     # ---- files -> labeled frame (cached) ---------------------------------------------------
@@ -126,8 +141,8 @@ class TweetDataModule(pl.LightningDataModule):
             "source": self.source,
             "interval": self.interval,
             "window_start": self.window_start,
-            "ties": self.ties,
-            "dead_band_bps": self.dead_band_bps,
+            "ties": self.label_ties[0],
+            "dead_band_bps": self.label_ties[1],
             "include_retweets": self.include_retweets,
             "timezone": self.prices_timezone,
             "timestamp_column": self.timestamp_column,
@@ -146,6 +161,12 @@ class TweetDataModule(pl.LightningDataModule):
                 ]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         return self.cache_dir / "labeled" / f"{self.source}-{digest}.parquet"
+
+    @property
+    def label_ties(self) -> tuple[str, float]:
+        """(ties, dead_band_bps) for the labeler: the config's for the direction target; for an
+        activity target every tweet is kept, a zero return included."""
+        return (self.ties, self.dead_band_bps) if self.target == "direction" else ("down", 0.0)
 
     def prepare_data(self) -> None:
         cache = self.labeled_cache_path()
@@ -187,8 +208,7 @@ class TweetDataModule(pl.LightningDataModule):
             tweets,
             prices,
             self.interval,
-            self.ties,
-            self.dead_band_bps,
+            *self.label_ties,
             self.include_retweets,
             report,
             window_start=self.window_start,
@@ -209,6 +229,9 @@ class TweetDataModule(pl.LightningDataModule):
             raise DataError(f"no labeled samples (data report: {self.report.to_dict()})")
         if self.num_classes == 2 and (self.frame["label"] > 1).any():
             raise DataError("labels include class 2 (flat) but data.ties is not 'class'")
+        self.report.details["target"] = self.target
+        if self.target == "volume":
+            self.drop_without_volume_ratio()
 
         self.split = split_samples(
             self.frame,
@@ -222,6 +245,8 @@ class TweetDataModule(pl.LightningDataModule):
         self.report.add("purged_at_split_boundaries", self.split.purged)
         for name in ("train", "val", "test"):
             self.report.add(f"n_{name}", len(getattr(self.split, name)))
+        if self.target != "direction":
+            self.apply_activity_target()
 
         tokens = [tokenize(text, **self.tokenizer.to_dict()) for text in self.frame["text"]]
         train_tokens = [tokens[i] for i in self.split.train]
@@ -269,6 +294,37 @@ class TweetDataModule(pl.LightningDataModule):
                 index,
                 self.pad_to_max_length,
             )
+
+    def drop_without_volume_ratio(self) -> None:
+        """data.target=volume: tweets without a volume_ratio are dropped, counted by reason."""
+        if "volume_ratio" not in self.frame:
+            raise DataError(
+                "data.target=volume needs volume_ratio (labels from a prices file with a volume "
+                "column); data=prelabeled has none"
+            )
+        missing = self.frame["volume_ratio"].isna().to_numpy()
+        reasons = self.frame["volume_reason"].to_numpy()[missing]
+        for reason, n in zip(*np.unique(reasons, return_counts=True), strict=True):
+            self.report.add(f"dropped_{reason}", int(n))
+        self.frame = self.frame.loc[~missing].reset_index(drop=True)
+        if len(self.frame) == 0:
+            raise DataError(f"no tweet has a volume_ratio (data report: {self.report.to_dict()})")
+
+    def apply_activity_target(self) -> None:
+        """The label becomes 1 = above the train median of the tweet's half-hour slot; the
+        direction label is kept beside it as `direction_label`."""
+        column = TARGET_COLUMNS[self.target]
+        self.thresholds = fit_activity_thresholds(self.frame, self.split.train, column)
+        labels = activity_labels(self.frame, self.thresholds, column)
+        self.frame["direction_label"] = self.frame["label"]
+        self.frame["label"] = labels
+        self.report.add("target_low", int((labels == 0).sum()))
+        self.report.add("target_high", int((labels == 1).sum()))
+        self.report.details["target_thresholds"] = self.thresholds
+
+    @property
+    def class_names(self) -> list[str]:
+        return CLASS_NAMES[self.target][: self.num_classes]
 
     def cased_forms(self, train_tokens: list[list[str]]) -> list[str]:
         """Each vocab entry as it was most often written in train, so that case-sensitive vectors
@@ -368,6 +424,8 @@ class TweetDataModule(pl.LightningDataModule):
             "interval": self.interval,
             "window_start": self.window_start,
             "ties": self.ties,
+            "target": self.target,
+            "thresholds": self.thresholds,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -378,6 +436,9 @@ class TweetDataModule(pl.LightningDataModule):
         self.count_std = np.asarray(state["count_std"], dtype=float)
         self.num_classes = int(state["num_classes"])
         self.interval, self.ties = int(state["interval"]), state["ties"]
+        self.window_start = state.get("window_start", "after_tweet")
+        self.target = state.get("target", "direction")  # checkpoints from before targets
+        self.thresholds = state.get("thresholds")
 
     def save_reports(self, folder: str | Path) -> None:
         folder = Path(folder)

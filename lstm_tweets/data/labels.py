@@ -15,6 +15,16 @@ Both bars must lie in the same NYSE regular session (exchange_calendars XNYS: ho
 closes included), and a missing bar where one is needed drops the tweet (counted). The momentum
 baseline's prior return always uses bars completed at or before t: it may only see the past.
 Everything is vectorized with searchsorted; there is no Python loop per tweet.
+
+Beside the label, per tweet (the activity targets of `targets.py` and the event study use them):
+
+- `return_bps` = 10,000 x ln(end price / start price) over the label window (its sign is the
+  direction label; the dead band compares |return_bps|), and `abs_return_bps` = |return_bps|;
+- `volume_ratio`: the volume traded in the window's bars (those whose returns make up the window
+  return: from the bar after the start bar to the end bar, inclusive) divided by the median volume
+  of the same time-of-day slots over the previous 20 sessions of the price file (`grid.py`); NaN,
+  counted in the report under its reason (`grid.VOLUME_REASONS`), where there is no such ratio.
+  These are counts, not drops: the direction label does not need volume.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.grid import VOLUME_REASONS, session_grid, volume_ratio
 from lstm_tweets.data.prices import PriceBars
 from lstm_tweets.data.report import DataReport
 
@@ -50,6 +61,8 @@ LABEL_COLUMNS = [
     "start_price",
     "end_price",
     "return_bps",
+    "abs_return_bps",
+    "volume_ratio",
     "label",
 ]
 
@@ -154,7 +167,7 @@ def label_tweets(
         too_early = t < open_t + bar_ns
 
     start_price, end_price = closes[start_bar], closes[end_bar]
-    return_bps = (end_price / start_price - 1.0) * 1e4
+    return_bps = np.log(end_price / start_price) * 1e4
     is_tie = np.abs(return_bps) <= dead_band_bps
 
     dropped_by = {
@@ -184,6 +197,10 @@ def label_tweets(
     labeled["start_price"] = start_price[keep]
     labeled["end_price"] = end_price[keep]
     labeled["return_bps"] = return_bps[keep]
+    labeled["abs_return_bps"] = np.abs(return_bps[keep])
+    ratio, reason = window_volume_ratio(prices, start_bar[keep], end_bar[keep])
+    labeled["volume_ratio"] = ratio
+    labeled["volume_reason"] = np.asarray(["", *VOLUME_REASONS], dtype=object)[reason + 1]
     labeled["prior_return_bps"] = prior_return_bps(
         t, open_t, starts, completes, closes, last_done, interval, bar_ns
     )[keep]
@@ -197,7 +214,23 @@ def label_tweets(
         (("label_flat", FLAT),) if ties == "class" else ()
     ):
         report.add(name, int((labeled["label"] == value).sum()))
+    for name in VOLUME_REASONS:  # labeled all the same: only volume_ratio is NaN
+        report.add(name, int((labeled["volume_reason"] == name).sum()))
     return labeled
+
+
+def window_volume_ratio(
+    prices: PriceBars, start_bar: np.ndarray, end_bar: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """volume_ratio of each label window (bars start_bar+1 .. end_bar) and its NaN reason (an
+    index into VOLUME_REASONS, -1 for none); see `grid.volume_ratio`. The grid holds every
+    session of the price file, also those before the first tweet (they are history)."""
+    if len(start_bar) == 0:
+        return np.zeros(0), np.zeros(0, dtype=int)
+    grid = session_grid(prices, *sessions_covering(prices.starts_ns[[0, -1]]))
+    rows = grid.row_of_bar[start_bar]
+    rows = np.where(grid.row_of_bar[end_bar] == rows, rows, -1)  # both on the same row's grid
+    return volume_ratio(grid, rows, grid.slot_of_bar[start_bar] + 1, grid.slot_of_bar[end_bar])
 
 
 def containing_bar(
@@ -214,7 +247,7 @@ def containing_bar(
 def prior_return_bps(
     t, open_t, starts, completes, closes, last_done, interval, bar_ns
 ) -> np.ndarray:
-    """Market return over the N minutes before the tweet, from bars completed at or before t
+    """Market log return (bps) over the N minutes before the tweet, from bars completed at or before t
     whatever the label rule (momentum may only see the past), NaN where that window leaves the
     session or the bars are stale. This feeds the momentum baseline."""
     start_bar = np.maximum(last_done, 0)
@@ -231,5 +264,5 @@ def prior_return_bps(
         & (before - completes[prior_bar] < bar_ns)
     )
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = (closes[start_bar] / closes[prior_bar] - 1.0) * 1e4
+        value = np.log(closes[start_bar] / closes[prior_bar]) * 1e4
     return np.where(ok, value, np.nan)

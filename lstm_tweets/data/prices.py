@@ -1,4 +1,5 @@
-"""Prices file -> validated minute bars: a UTC `timestamp` (bar start) with open/high/low/close."""
+"""Prices file -> validated minute bars: a UTC `timestamp` (bar start) with open/high/low/close,
+and `volume` when the file has one (blank cells stay NaN: a bar without volume)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 @dataclass
 class PriceBars:
-    frame: pd.DataFrame  # timestamp (UTC, bar start), open, high, low, close
+    frame: pd.DataFrame  # timestamp (UTC, bar start), open, high, low, close[, volume]
     bar_minutes: float
     source: str
+
+    @property
+    def has_volume(self) -> bool:
+        return "volume" in self.frame
+
+    @property
+    def volumes(self) -> np.ndarray | None:
+        """Volume per bar (NaN where the file left it blank), or None without a volume column."""
+        return self.frame["volume"].to_numpy("float64") if self.has_volume else None
 
     @property
     def starts_ns(self) -> np.ndarray:
@@ -59,6 +69,8 @@ def load_prices(
                 f"{path}: row {row + 1}: {source}={raw[source].iloc[row]!r} is not a number"
             )
         frame[name] = values.astype("float64")
+    if "volume" in raw:
+        frame["volume"] = _volume(raw["volume"], path)
     _validate(frame, path)
 
     if bar_minutes is None:
@@ -111,6 +123,20 @@ def _parse_price_stamps(
             "switch hour need ambiguous='earliest'/'latest', or give stamps with a UTC offset"
         ) from err
     return local.dt.tz_convert("UTC").reset_index(drop=True)
+
+
+def _volume(values: pd.Series, path) -> pd.Series:
+    """Numbers >= 0; a blank cell is a bar without volume (NaN), anything else is an error."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64").reset_index(drop=True)
+    blank = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+    bad = (numbers.isna().to_numpy() & ~blank) | (numbers < 0).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: row {row + 1}: volume={values.iloc[row]!r} is not a number >= 0 "
+            "(leave it blank for a bar without volume)"
+        )
+    return numbers
 
 
 def _validate(frame: pd.DataFrame, path) -> None:

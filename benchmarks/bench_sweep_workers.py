@@ -1,0 +1,124 @@
+"""Sweep throughput at WORKERS=1 and WORKERS=2 on this machine: the same trials (a 6-point grid,
+the default model, a few epochs on the synthetic sample), run as `make sweep` runs its workers
+(N processes on one SQLite study, cores/N torch threads each). Writes outputs/bench/sweep_workers.json.
+
+    python benchmarks/bench_sweep_workers.py [--trials 6] [--epochs 3] [--rounds 1]
+
+The figure only means something on a quiet machine: the load average before each measurement is
+recorded, and `quiet` says whether it was below 0.5 for all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = Path(sys.executable).with_name("lstm-tweets-train")
+OUT = ROOT / "outputs" / "bench" / "sweep_workers.json"
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def command(folder: Path, cache: Path, worker: int, trials: int, epochs: int, threads: int):
+    return [
+        str(TRAIN),
+        "-m",
+        "hparams_search=optuna",
+        "hydra/sweeper/sampler=grid",  # the same trials in every measurement
+        f"hydra.sweeper.sampler.seed={worker}",
+        f"hydra.sweeper.n_trials={trials}",
+        "hydra.sweeper.params=null",
+        "+hydra.sweeper.params={model.dropout:'choice(0.2,0.5)',model.lr:'choice(0.0003,0.001,0.003)'}",
+        f"trainer.max_epochs={epochs}",
+        "callbacks.rich_progress_bar=null",
+        f"threads={threads}",
+        f"paths.log_dir={folder}",
+        f"paths.cache_dir={cache}",
+        f"hydra.sweep.dir={folder}/worker{worker}",
+    ]
+
+
+def sweep(workers: int, cache: Path, trials: int, epochs: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-sweep-w{workers}-"))
+    threads = max(1, cores() // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    procs = []
+    for worker in range(1, workers + 1):
+        log = open(folder / f"worker{worker}.log", "wb")
+        procs.append(
+            subprocess.Popen(
+                command(folder, cache, worker, trials, epochs, threads),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        time.sleep(2)  # as `make sweep` starts them
+    codes = [p.wait() for p in procs]
+    seconds = time.perf_counter() - started
+    if any(codes):
+        raise SystemExit(f"a worker failed; see {folder}")
+    import optuna
+
+    study = optuna.load_study(
+        study_name="lstm_tweets_sweep", storage=f"sqlite:///{folder / 'optuna.db'}"
+    )
+    done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "workers": workers,
+        "threads_per_worker": threads,
+        "trials": done,
+        "seconds": round(seconds, 1),
+        "trials_per_hour": round(done / seconds * 3600, 1),
+        "load_before": round(load, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate W=1 and W=2 this often")
+    args = parser.parse_args()
+    cache = Path(tempfile.mkdtemp(prefix="bench-sweep-cache-"))
+    sweep(1, cache, 1, 1)  # builds the sample, labels and embedding once, outside the timings
+    runs = []
+    for _ in range(args.rounds):
+        for workers in (1, 2):
+            runs.append(sweep(workers, cache, args.trials, args.epochs))
+            print(runs[-1], flush=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    best = {w: min(r["seconds"] for r in runs if r["workers"] == w) for w in (1, 2)}
+    result = {
+        "cores": cores(),
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "runs": runs,
+        "seconds_1": best[1],
+        "seconds_2": best[2],
+        "trials_per_hour_1": round(args.trials / best[1] * 3600, 1),
+        "trials_per_hour_2": round(args.trials / best[2] * 3600, 1),
+        "ratio": round(best[1] / best[2], 2),
+        "quiet": all(r["load_before"] < 0.5 for r in runs),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
