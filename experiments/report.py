@@ -41,6 +41,7 @@ OPTUNA_STUDY = "sweep"
 INTERVAL_KEY = "data.interval"
 FOLD_KEY = "data.fold"
 SHUFFLE_KEY = "data.shuffle_train_labels"
+CHANCE_TAG = "val/majority_share"  # the best constant guess on validation, per epoch
 POOLING_GROUPS = ("model", "data", "embedding")
 NULL_VALUE_COLUMNS = {
     "real_seeds",
@@ -704,7 +705,7 @@ def read_curves(tensorboard_dir: Path) -> pd.DataFrame:
         {e.step: int(e.value) for e in events.Scalars(epoch_tag)} if epoch_tag in tags else {}
     )
     rows = []
-    for tag in (t for group in CURVES.values() for t in group if t in tags):
+    for tag in (t for group in CURVES.values() for t in (*group, CHANCE_TAG) if t in tags):
         scalars = events.Scalars(tag)
         if tag.startswith("test/"):
             # The one final test is logged at step 0 by its own trainer: not a curve.
@@ -718,35 +719,63 @@ def read_curves(tensorboard_dir: Path) -> pd.DataFrame:
     )
 
 
-def plot_curves(design: Design, runs: list[Run], path: Path) -> bool:
-    """Per cell: accuracy and loss per epoch (train, validation, and test when it was tracked
-    every epoch), averaged over seeds. False when no run has TensorBoard events."""
+def plot_curves(design: Design, runs: list[Run], path: Path, title: str = "") -> bool:
+    """Per cell, one small panel: train and validation accuracy per epoch (mean over seeds, the
+    validation spread over seeds as a band), the validation split's majority share as the chance
+    line, and each seed's chosen (best-validation) epoch marked. False when no run has curves
+    (baselines have none)."""
     finished = latest_finished(runs)
-    curves = {}
+    panels = {}
     for cell in all_cells(design, runs):
-        frames = [
-            read_curves(run.job_dir / "tensorboard")
-            for (c, _), run in finished.items()
-            if c == cell and (run.job_dir / "tensorboard").is_dir()
-        ]
-        frames = [f for f in frames if not f.empty]
-        if frames:
-            curves[cell] = (len(frames), pd.concat(frames).groupby(["tag", "epoch"]).value.mean())
-    if not curves:
+        done = [r for (c, _), r in finished.items() if c == cell]
+        frames = [read_curves(r.job_dir / "tensorboard") for r in done]
+        frames = [(r, f) for r, f in zip(done, frames, strict=True) if not f.empty]
+        if frames and any("val/acc" in set(f.tag) for _, f in frames):
+            panels[cell] = frames
+    if not panels:
         return False
-    fig = Figure(figsize=(10, 2.6 * len(curves)))
-    axes = fig.subplots(len(curves), 2, squeeze=False)
-    for row, (cell, (n_seeds, mean)) in zip(axes, curves.items(), strict=True):
-        for ax, (quantity, tags) in zip(row, CURVES.items(), strict=True):
-            for tag in (t for t in tags if t in mean.index.get_level_values("tag")):
-                ax.plot(mean[tag].index, mean[tag].to_numpy(), marker=".", label=tag.split("/")[0])
-            ax.set_title(f"{cell_label(design, cell)} (mean of seeds: {n_seeds})", fontsize="small")
-            ax.set_xlabel("epoch (from 0, as best_epoch)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel(quantity)
-            ax.legend(fontsize="x-small")
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(3.3 * columns, 2.6 * rows + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=True)
+    for ax, (cell, frames) in zip(axes.flat, panels.items(), strict=False):
+        by_tag = pd.concat(f for _, f in frames).groupby(["tag", "epoch"]).value
+        mean, low, high = by_tag.mean(), by_tag.min(), by_tag.max()
+        tags = set(mean.index.get_level_values("tag"))
+        if "train/acc" in tags:
+            ax.plot(mean["train/acc"].index, mean["train/acc"], color="tab:blue", label="train")
+        val = mean["val/acc"]
+        ax.plot(val.index, val, color="tab:orange", label="validation")
+        if len(frames) > 1:
+            ax.fill_between(
+                val.index, low["val/acc"], high["val/acc"], color="tab:orange", alpha=0.25
+            )
+        if "val/majority_share" in tags:
+            ax.axhline(
+                float(mean["val/majority_share"].mean()),
+                color="k",
+                linestyle="--",
+                lw=1,
+                label="val majority share",
+            )
+        for run, _ in frames:
+            epoch = (run.metrics or {}).get("best_epoch")
+            if epoch is not None and epoch in val.index:
+                ax.plot(epoch, val[epoch], "v", color="tab:red", ms=6)
+        ax.set_title(f"{cell_label(design, cell)} ({len(frames)} seeds)", fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize="small")
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    axes[0][0].plot([], [], "v", color="tab:red", label="chosen epoch (per seed)")
+    axes[0][0].legend(fontsize="x-small", loc="lower right")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    fig.suptitle(f"{title.replace(chr(10), ': ')}: accuracy per epoch (band: min-max over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return True
 
 
@@ -1019,7 +1048,7 @@ def build_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
     if extra["null"] is not None:
         plot_permutation_null(extra["null"], out_dir / "permutation_null.png", title)
         figures.append("permutation_null.png")
-    if plot_curves(design, runs, out_dir / "curves.png"):
+    if plot_curves(design, runs, out_dir / "curves.png", title):
         figures.append("curves.png")
     write_markdown(study, sweeps, design, runs, table, extra, figures, out_dir / "report.md")
     return out_dir / "report.md"
