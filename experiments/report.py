@@ -302,11 +302,11 @@ def seed_ensemble(runs: list[Run]) -> pd.DataFrame:
         common = common.intersection(frame.index, sort=False)
     frames = [f.loc[common] for f in frames]
     base = frames[0][["id", "created_at", "label"]].copy()
-    for frame in frames[1:]:
+    for run, frame in zip(runs[1:], frames[1:], strict=True):
         if not (frame["label"].to_numpy() == base["label"].to_numpy()).all():
             raise ValueError(
-                f"{runs[0].job_dir} and {frame is not None and runs[1].job_dir}: the seeds label "
-                "the same tweets differently; they are not one cell"
+                f"{runs[0].job_dir} and {run.job_dir}: the seeds label the same tweets "
+                "differently; they are not one cell"
             )
     columns = prob_columns(frames[0])
     mean = np.mean([f[columns].to_numpy(float) for f in frames], axis=0)
@@ -339,13 +339,19 @@ def evaluate_cell(
     )
 
 
-def summarize_cell(runs: list[Run], baselines: dict[str, pd.Series]) -> tuple[dict, pd.DataFrame]:
-    """One row for the cell, and its ensemble predictions (for paired comparisons)."""
-    metrics = [run.metrics for run in runs]
-    majority = {m["majority_class"] for m in metrics}
+def cell_ensemble(runs: list[Run]) -> pd.DataFrame:
+    """The seed ensemble with each tweet's train majority class (one per cell)."""
+    majority = {run.metrics["majority_class"] for run in runs}
     if len(majority) > 1:
         raise ValueError(f"the seeds of one cell disagree on the train majority class: {majority}")
-    ensemble = seed_ensemble(runs).assign(majority=majority.pop())
+    return seed_ensemble(runs).assign(majority=majority.pop())
+
+
+def summarize_cell(
+    runs: list[Run], ensemble: pd.DataFrame, baselines: dict[str, pd.Series]
+) -> dict:
+    """One row for the cell, from its runs and their ensemble predictions."""
+    metrics = [run.metrics for run in runs]
     result = evaluate_cell(ensemble, ensemble["majority"].to_numpy(int), baselines)
     spread = stats.seed_spread([m["test_accuracy"] for m in metrics])
     row = {
@@ -385,7 +391,7 @@ def summarize_cell(runs: list[Run], baselines: dict[str, pd.Series]) -> tuple[di
     if max_over_epochs:
         spread = stats.seed_spread(max_over_epochs)
         row.update(acc_max_over_epochs_mean=spread["mean"], acc_max_over_epochs_std=spread["std"])
-    return row, ensemble
+    return row
 
 
 def model_axis(design: Design) -> str | None:
@@ -414,11 +420,13 @@ def cell_runs(design: Design, runs: list[Run]) -> dict[tuple, list[Run]]:
 def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """One row per cell (model x settings), and each finished cell's ensemble predictions."""
     by_cell = cell_runs(design, runs)
-    momentum = {}
-    for cell, done in by_cell.items():
-        if done and run_model_name(done[0]) == "momentum":
-            momentum[cell] = seed_ensemble(done).set_index("id")["predicted"]
-    rows, ensembles = [], {}
+    ensembles = {cell: cell_ensemble(done) for cell, done in by_cell.items() if done}
+    momentum = {
+        cell: ensembles[cell].set_index("id")["predicted"]
+        for cell, done in by_cell.items()
+        if done and run_model_name(done[0]) == "momentum"
+    }
+    rows = []
     for cell, done in by_cell.items():
         row = {
             **dict(zip(design.axes, cell, strict=True)),
@@ -429,7 +437,7 @@ def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tupl
             reference = momentum.get(baseline_cell(design, cell, "momentum"))
             is_momentum = run_model_name(done[0]) == "momentum"
             baselines = {"momentum": reference} if reference is not None and not is_momentum else {}
-            summary, ensembles[cell] = summarize_cell(done, baselines)
+            summary = summarize_cell(done, ensembles[cell], baselines)
             row = {**summary, **row} if "model" not in design.axes else {**row, **summary}
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -853,14 +861,18 @@ def markdown_rows(table: pd.DataFrame, design: Design) -> tuple[list[str], list[
 
 def points(value) -> str:
     """An accuracy difference in percentage points, signed."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    return f"{100 * value:+.1f}"
+    return "—" if value is None else fmt(100 * value, "+.1f")
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def frame_table(frame: pd.DataFrame) -> str:
+    """A data frame as a markdown table, floats to 3 significant digits."""
+    rows = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row] for row in frame.values]
+    return markdown_table(list(frame.columns), rows)
 
 
 def describe_data(runs: list[Run]) -> str:
@@ -980,13 +992,7 @@ def write_markdown(
             "train majority class, and the paired day-level test runs on all of them. Holm across "
             f"the models ({int(tested_against_majority(pooled).sum())} tests).",
             "",
-            markdown_table(
-                [c for c in pooled.columns],
-                [
-                    [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-                    for row in pooled.values
-                ],
-            ),
+            frame_table(pooled),
         ]
     null = extra.get("null")
     if null is not None:
@@ -1000,13 +1006,7 @@ def write_markdown(
             "the text carries no signal. The real-label model's accuracy (its seed mean) is placed "
             "in that distribution: permutation p = (1 + #null >= real) / (1 + K).",
             "",
-            markdown_table(
-                shown,
-                [
-                    [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-                    for row in null[shown].values
-                ],
-            ),
+            frame_table(null[shown]),
         ]
     missing = missing_runs(design, runs)
     lines += ["", "## Missing", ""] + (
