@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-# The checkout: conf/ and, by default, outputs/ live here (conf/paths/default.yaml reads it
-# through the `lstm_tweets.project_dir` resolver; LSTM_TWEETS_ROOT moves outputs/ elsewhere).
+# The Hydra configs ship inside the package (lstm_tweets/conf/, package data in the wheel).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+# The checkout: by default outputs/ live here (conf/paths/default.yaml reads it through the
+# `lstm_tweets.project_dir` resolver; LSTM_TWEETS_ROOT moves outputs/ elsewhere).
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 

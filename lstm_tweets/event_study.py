@@ -76,7 +76,7 @@ COLUMNS = [
     "ci_low",
     "ci_high",
 ]
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 # ---- the pieces (pure functions) -------------------------------------------------------------

@@ -16,7 +16,7 @@ def shared_data() -> Path:
 
 
 # ---- composing the real Hydra config (test_configs, test_train, test_predict) ----------------
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "lstm_tweets" / "conf"
 
 # Every test run: no progress bars (they fight pytest's capture) and a small random embedding
 # and network (word2vec and a wide LSTM cost seconds, and no test here is about their size).

@@ -196,7 +196,7 @@ def test_momentum_on_prelabeled_data_says_it_needs_prices(compose_train, tmp_pat
 
 
 # ---- every study composes with every baseline ------------------------------------------------------
-STUDIES = [f"experiment={p.stem}" for p in sorted((ROOT / "conf" / "experiment").glob("*.yaml"))]
+STUDIES = [f"experiment={p.stem}" for p in sorted((ROOT / "lstm_tweets" / "conf" / "experiment").glob("*.yaml"))]
 
 
 @pytest.mark.parametrize("study", [*STUDIES, "hparams_search=optuna"])
@@ -206,7 +206,7 @@ def test_every_study_composes_with_each_baseline_at_its_first_sweep_point(study,
     parameters (e.g. the ablation's model.concat_counts, Optuna's model.hidden_dim) must exist in
     the baseline's config too."""
     base = [f"paths.output_dir={tmp_path}", study, f"model={model}"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf")):
+    with initialize_config_dir(config_dir=str(ROOT / "lstm_tweets" / "conf")):
         cfg = compose("train", overrides=base, return_hydra_config=True)
         params = cfg.hydra.sweeper.get("params") or {}
         parser = OverridesParser.create()

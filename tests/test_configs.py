@@ -16,7 +16,7 @@ from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.synthetic import generate_sample
 from lstm_tweets.train import build
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "lstm_tweets" / "conf"
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
 POSITIVE_WORDS = ["tremendous", "booming", "record", "deal", "jobs"]

@@ -123,7 +123,7 @@ def warm_cache(cache_dir):
 
     from lstm_tweets.train import build
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    conf = Path(__file__).resolve().parents[1] / "lstm_tweets" / "conf"
     with initialize_config_dir(config_dir=str(conf)):
         cfg = compose("train", overrides=[f"paths.cache_dir={cache_dir}", "embedding=random"])
     build(cfg.data, _convert_="all").prepare_data()  # data.interval=5: the sweeps below keep it

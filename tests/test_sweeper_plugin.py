@@ -436,7 +436,7 @@ def test_every_pruner_option_builds(option, kind):
 
     from lstm_tweets.pruning import make_pruner
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    conf = Path(__file__).resolve().parents[1] / "lstm_tweets" / "conf"
     with initialize_config_dir(config_dir=str(conf)):
         cfg = compose(
             "train",
