@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -51,6 +53,26 @@ class LSTMClassifier(nn.Module):
         self.n_count_features = n_count_features
         self.head = nn.Linear(
             hidden_dim * (2 if bidirectional else 1) + n_count_features, num_classes
+        )
+
+    @classmethod
+    def from_hparams(
+        cls, hp: Mapping[str, Any], embedding_matrix: np.ndarray | None = None
+    ) -> LSTMClassifier:
+        """The network that a TweetLSTMModule's hyperparameters describe: its `hparams`, or a
+        checkpoint's `hyper_parameters` (predict.py). The one place that maps them onto this
+        signature; count features enter only with `concat_counts`."""
+        return cls(
+            vocab_size=hp["vocab_size"],
+            embedding_dim=hp["embedding_dim"],
+            num_classes=hp["num_classes"],
+            hidden_dim=hp["hidden_dim"],
+            num_layers=hp["num_layers"],
+            dropout=hp["dropout"],
+            bidirectional=hp["bidirectional"],
+            n_count_features=hp["n_count_features"] if hp["concat_counts"] else 0,
+            embedding_matrix=embedding_matrix,
+            trainable_embedding=hp.get("trainable_embedding", True),
         )
 
     def forward(
@@ -146,18 +168,7 @@ class TweetLSTMModule(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["embedding_matrix"], logger=False)
-        self.net = LSTMClassifier(
-            vocab_size,
-            embedding_dim,
-            num_classes,
-            hidden_dim,
-            num_layers,
-            dropout,
-            bidirectional,
-            n_count_features if concat_counts else 0,
-            embedding_matrix,
-            trainable_embedding,
-        )
+        self.net = LSTMClassifier.from_hparams(self.hparams, embedding_matrix)
         weights = None
         if balance_classes and class_counts:
             counts = torch.tensor(class_counts, dtype=torch.float32).clamp(min=1)

@@ -51,16 +51,7 @@ def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDa
     hp = checkpoint["hyper_parameters"]
     datamodule = TweetDataModule()
     datamodule.load_state_dict(checkpoint[DATAMODULE_KEY])
-    net = LSTMClassifier(
-        hp["vocab_size"],
-        hp["embedding_dim"],
-        hp["num_classes"],
-        hp["hidden_dim"],
-        hp["num_layers"],
-        hp["dropout"],
-        hp["bidirectional"],
-        hp["n_count_features"] if hp["concat_counts"] else 0,
-    )
+    net = LSTMClassifier.from_hparams(hp)
     weights = {
         k.removeprefix("net."): v
         for k, v in checkpoint["state_dict"].items()
