@@ -157,6 +157,30 @@ def run_cell_keys(cfg: DictConfig, hydra_cfg: DictConfig | None) -> list[str]:
     return keys
 
 
+def run_cell(cfg: DictConfig) -> dict[str, str]:
+    """{key: value} of the running job's cell keys (run_cell_keys), recorded in metrics.json so
+    that the study report reads a run's cell from it alone. A value is the job's own override as
+    written (`data.interval=5` -> "5", `embedding=random` -> "random"), else the chosen option of
+    a config group, else the config's value."""
+    hydra_cfg = hydra_config()
+    keys = run_cell_keys(cfg, hydra_cfg)
+    task = OmegaConf.select(hydra_cfg, "overrides.task") if hydra_cfg is not None else None
+    written = {
+        plain_key(o.get_key_element()): o.get_value_element_as_str()
+        for o in parse_overrides(task or [])
+    }
+    choices = OmegaConf.select(hydra_cfg, "runtime.choices") if hydra_cfg is not None else None
+    values = {}
+    for key in keys:
+        if key in written:
+            values[key] = written[key]
+        elif choices is not None and key in choices:
+            values[key] = str(choices[key])
+        else:
+            values[key] = format_value(knob_value(cfg, key))
+    return values
+
+
 def hydra_config() -> DictConfig | None:
     """The running job's Hydra config (`cfg.hydra` of the job), or None outside a Hydra app."""
     from hydra.core.hydra_config import HydraConfig

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lstm_tweets import cells, objectives
 
@@ -63,6 +63,13 @@ def assemble(
         data_report=datamodule.report.to_dict(),
         embedding_coverage=datamodule.coverage,
         wall_time_s=round(time.time() - started, 2),
+        # What the study report reads from this file alone: the run's cell (its swept keys and
+        # values) and the data it saw (for the report's title).
+        cell=cells.run_cell(cfg),
+        data_config={
+            key: OmegaConf.select(cfg, f"data.{key}", default=None)
+            for key in ("source", "path", "prices_path", "shuffle_train_labels")
+        },
     )
     return metrics
 
