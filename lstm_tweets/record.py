@@ -25,7 +25,7 @@ def record(
 ) -> dict:
     """Write everything a finished run leaves behind and return its metrics (as in metrics.json).
     `test_out` is None when test did not run (an Optuna trial); `started` is the run's time.time()."""
-    from lstm_tweets.data.report import write_json_atomic
+    from lstm_tweets.data.io import write_json_atomic
 
     output_dir = Path(cfg.paths.output_dir)
     metrics = assemble(cfg, datamodule, test_out, fit_info, started)

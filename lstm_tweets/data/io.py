@@ -1,7 +1,9 @@
-"""Read a table from CSV, Parquet or JSON (optionally gzipped) with errors that name the file."""
+"""Read a table from CSV, Parquet or JSON (optionally gzipped) with errors that name the file;
+write files atomically (`atomic_path`, `write_json_atomic`): a reader never sees half a file."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -75,3 +77,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | Path, payload) -> None:
+    """Write JSON so that a reader never sees a half-written file (a crash leaves the old one or none)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=json_default) + "\n")
+
+
+def json_default(value):
+    """JSON for what `json` cannot write itself: numpy scalars and dates."""
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

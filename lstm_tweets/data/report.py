@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_tweets.data.io import atomic_path
+from lstm_tweets.data.io import json_default, write_json_atomic  # noqa: F401 (re-exported)
 
 # Plain-words descriptions, used by the printed table and the README.
 DESCRIPTIONS = {
@@ -73,24 +73,10 @@ class DataReport:
         for key, value in self.counts.items():
             table.add_row(f"{value:,}", f"{key}: {DESCRIPTIONS.get(key, '')}")
         for key, value in self.details.items():
-            table.add_row("", f"{key}: {json.dumps(value, default=_json_default)}")
+            table.add_row("", f"{key}: {json.dumps(value, default=json_default)}")
         return table
 
     def print(self, title: str = "Data report") -> None:
         from rich.console import Console
 
         Console().print(self.as_table(title))
-
-
-def write_json_atomic(path: str | Path, payload) -> None:
-    """Write JSON so that a reader never sees a half-written file (a crash leaves the old one or none)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
