@@ -162,13 +162,8 @@ def describe_device(trainer) -> str:
     return f"{kind} x{trainer.num_devices}{note}"
 
 
-def fit_and_test(cfg: DictConfig, datamodule, run: Run):
-    import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.utilities.model_summary import get_human_readable_count
-
-    from lstm_tweets.callbacks import MaxOverEpochsTestAccuracy
-
+def build_model(cfg: DictConfig, datamodule):
+    """The LightningModule from `cfg.model`, sized by the data (vocabulary, embedding, classes)."""
     matrix = datamodule.embedding_matrix
     # The optimizer and scheduler configs stay plain dicts, built in configure_optimizers: Hydra's
     # partial factories cannot be pickled, and DDP-spawn pickles the module.
@@ -185,6 +180,18 @@ def fit_and_test(cfg: DictConfig, datamodule, run: Run):
         trainable_embedding=bool(cfg.embedding.get("trainable", True)),
     )
     model.hparams.update(optim)  # passed to build(), Hydra would turn them back into factories
+    return model
+
+
+def fit_and_test(cfg: DictConfig, datamodule, run: Run):
+    """Fit, pick the epoch on validation, and test once from that checkpoint. Returns
+    `(test_out, fit_info)`; test_out is None with `test=false` (an Optuna trial)."""
+    import torch
+    from pytorch_lightning.utilities.model_summary import get_human_readable_count
+
+    from lstm_tweets.callbacks import MaxOverEpochsTestAccuracy
+
+    model = build_model(cfg, datamodule)
     trainer, callbacks, logger = run.trainer, run.callbacks, run.logger
     n_params = sum(p.numel() for p in model.parameters())
     epochs = trainer.max_epochs
@@ -199,23 +206,7 @@ def fit_and_test(cfg: DictConfig, datamodule, run: Run):
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_wall_s = round(time.perf_counter() - fit_started, 3)
 
-    # The checkpoint that tracks a metric picks the test weights (last.ckpt only serves resuming).
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
-    best_path = checkpoint.best_model_path if checkpoint else ""
-    info = {"best_epoch": None, "selected_by": "last weights (no checkpoint)"}
-    best_score = None
-    if best_path:
-        # Read from the file: after DDP-spawn this process holds the path but not the score.
-        best = torch.load(best_path, map_location="cpu", weights_only=True)
-        state = next(
-            v
-            for k, v in best["callbacks"].items()
-            if k.startswith("ModelCheckpoint") and v.get("monitor") == checkpoint.monitor
-        )
-        best_score = float(state["best_model_score"])
-        info["best_epoch"] = int(best["epoch"])
-        info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
-        info[f"{checkpoint.monitor.replace('/', '_')}_best"] = best_score
+    checkpoint, best_path, best_score, info = chosen_checkpoint(trainer)
     info["epochs_trained"] = int(trainer.current_epoch)
     from lstm_tweets.pruning import OptunaPruning
 
@@ -243,8 +234,41 @@ def fit_and_test(cfg: DictConfig, datamodule, run: Run):
             raise SystemExit(0)
     if not cfg.get("test", True):
         return None, info
+    return test_once(cfg, model, datamodule, logger, best_path), info
 
-    # Test once, on one device (DDP samplers would repeat samples), from the best checkpoint.
+
+def chosen_checkpoint(trainer: pl.Trainer):
+    """The checkpoint that tracks a metric picks the test weights (last.ckpt only serves
+    resuming): `(callback, best_path, best_score, info)`, info with best_epoch and selected_by
+    (and `<monitor>_best`); `(None, "", None, info)` without one."""
+    import torch
+
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    info = {"best_epoch": None, "selected_by": "last weights (no checkpoint)"}
+    best_score = None
+    if best_path:
+        # Read from the file: after DDP-spawn this process holds the path but not the score.
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        state = next(
+            v
+            for k, v in best["callbacks"].items()
+            if k.startswith("ModelCheckpoint") and v.get("monitor") == checkpoint.monitor
+        )
+        best_score = float(state["best_model_score"])
+        info["best_epoch"] = int(best["epoch"])
+        info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
+        info[f"{checkpoint.monitor.replace('/', '_')}_best"] = best_score
+    return checkpoint, best_path, best_score, info
+
+
+def test_once(cfg: DictConfig, model, datamodule, logger, best_path: str) -> dict:
+    """Test once, on one device (DDP samplers would repeat samples), from the best checkpoint
+    (the last weights without one): per-sample index, label and probabilities, and the test/
+    metrics, which the test trainer also logs."""
+    import pytorch_lightning as pl
+    import torch
+
     if logger:
         logger.training_done = True  # the test logs no epoch (see tensorboard_log.RunLogger)
     test_trainer = pl.Trainer(
@@ -257,7 +281,7 @@ def fit_and_test(cfg: DictConfig, datamodule, run: Run):
     )
     test_trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
     outputs = model.test_outputs
-    test_out = {
+    return {
         "index": torch.cat([o["index"] for o in outputs]).numpy(),
         "label": torch.cat([o["label"] for o in outputs]).numpy(),
         "probs": torch.cat([o["probs"] for o in outputs]).float().numpy(),
@@ -266,7 +290,6 @@ def fit_and_test(cfg: DictConfig, datamodule, run: Run):
         },
         "logged": True,  # the test trainer wrote these test/ scalars to TensorBoard
     }
-    return test_out, info
 
 
 def optimized_value(
