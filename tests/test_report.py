@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments import report
+from lstm_tweets import report, studies
 from lstm_tweets import stats
 
 # Two short epochs of a few batches: enough for curves, a best epoch and paired predictions.
@@ -126,7 +126,7 @@ def test_in_process_multirun_writes_one_metrics_json_per_job(comparison_sweep):
 
 
 def test_design_is_read_from_multirun_yaml(comparison_sweep):
-    design = report.read_design(comparison_sweep)
+    design = studies.read_design(comparison_sweep)
     # The command line's sweep replaced the experiment's 5..50 list, as Hydra's sweeper does.
     assert design.axes == {"data.interval": ["5", "10"]}
     assert design.seeds == ["1", "2"]
@@ -262,12 +262,12 @@ def test_latest_sweep_by_default_and_all_pools(tmp_path):
         (tmp_path / "study" / name).mkdir(parents=True)
         (tmp_path / "study" / name / "multirun.yaml").write_text("{}")
     (tmp_path / "study" / "2026-03-01_00-00-00").mkdir()  # no multirun.yaml: not a sweep
-    latest = report.sweep_dirs(tmp_path, "study")
+    latest = studies.sweep_dirs(tmp_path, "study")
     assert [d.name for d in latest] == [
         "2026-02-01_00-00-00-worker1",
         "2026-02-01_00-00-00-worker2",
     ]
-    assert len(report.sweep_dirs(tmp_path, "study", pool_all=True)) == 3
+    assert len(studies.sweep_dirs(tmp_path, "study", pool_all=True)) == 3
 
 
 def test_ablation_mcnemar_against_the_full_model_with_holm(ablation_sweep, tmp_path):
@@ -360,7 +360,7 @@ def test_a_study_that_was_never_run_is_an_error(tmp_path):
 
 
 def test_pooling_a_fixed_model_run_with_a_model_sweep_expects_each_sweeps_own_runs():
-    from experiments.report import Design, merge_designs
+    from lstm_tweets.studies import Design, merge_designs
 
     lstm = Design({"data.interval": ["5", "10"]}, ["1", "2"], "lstm sweep", fixed={"model": "lstm"})
     baselines = Design(
@@ -381,7 +381,8 @@ def test_pooling_a_fixed_model_run_with_a_model_sweep_expects_each_sweeps_own_ru
 def test_walk_forward_folds_pool_their_tweets_per_model():
     """Each fold's test tweets join one out-of-sample set, each scored against its own fold's
     train majority class."""
-    from experiments.report import Design, pooled_over_folds
+    from lstm_tweets.report import pooled_over_folds
+    from lstm_tweets.studies import Design
 
     def fold(start: str, n: int, right: int, labels_up: int, majority: int) -> pd.DataFrame:
         created = pd.date_range(start, periods=n, freq="1D", tz="UTC") + pd.Timedelta(hours=15)
@@ -405,20 +406,20 @@ def test_walk_forward_folds_pool_their_tweets_per_model():
         ("0", "lstm"): fold("2019-01-01", 40, right=30, labels_up=10, majority=0),
         ("1", "lstm"): fold("2019-06-01", 20, right=5, labels_up=15, majority=1),
     }
-    pooled = pooled_over_folds(design, ensembles).set_index("model")
+    pooled = pooled_over_folds(design, ensembles, "data.fold").set_index("model")
     assert pooled.loc["lstm", "n"] == 60 and pooled.loc["lstm", "folds"] == 2
     assert pooled.loc["lstm", "n_days"] == 60  # one tweet a day here
     assert pooled.loc["lstm", "accuracy"] == pytest.approx(35 / 60)
     # Fold 0's majority (down) is right on its 30 down tweets, fold 1's (up) on its 15 up tweets.
     assert pooled.loc["lstm", "majority"] == pytest.approx((30 + 15) / 60)
     assert pooled.loc["lstm", "ci_low"] <= 35 / 60 <= pooled.loc["lstm", "ci_high"]
-    assert pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles) is None
+    assert pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles, "data.fold") is None
 
 
 def test_a_model_fixed_differently_in_pooled_sweeps_becomes_an_axis():
     """`model=tfidf_logreg` in one sweep and `model=lstm` in another: their runs are different
     cells of the pool, never one."""
-    from experiments.report import Design, merge_designs
+    from lstm_tweets.studies import Design, merge_designs
 
     tfidf = Design({"data.interval": ["5"]}, ["1"], "a", fixed={"model": "tfidf_logreg"})
     lstm = Design({"data.interval": ["5"]}, ["1", "2"], "b", fixed={"model": "lstm"})

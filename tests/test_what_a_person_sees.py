@@ -230,7 +230,7 @@ def test_a_multirun_ends_with_its_summary(console):
         job, name, accuracy, lift, val, wall, unit = row.split()
         assert (name, unit) == (cell, "s")
         assert 0 <= float(accuracy) <= 1 and lift.startswith(("+", "-"))
-    assert summary[5].startswith("Report: python -m experiments.report comparison --all")
+    assert summary[5].startswith("Report: lstm-tweets-report comparison --all")
     assert "make report" in summary[5]
     assert summary[6] == f"TensorBoard: tensorboard --logdir {sweep}"
 

@@ -1,48 +1,51 @@
 """Study reports: one table, the missing runs and a few figures per study, built from each Hydra
-job's `metrics.json`, `predictions_test.csv`, `.hydra/` files and TensorBoard events (never logs).
+job's `metrics.json`, `predictions_test.csv` and TensorBoard events (never logs); the study's
+design and cells come from `studies.py`, what it compares from its `report:` block.
 
-    python -m experiments.report                       # every study under outputs/multiruns/
-    python -m experiments.report comparison ablation   # these studies, latest sweep of each
-    python -m experiments.report comparison --all      # pool every sweep of the study
-    python -m experiments.report --sweep-dir outputs/multiruns/comparison/2026-01-01_12-00-00
+    lstm-tweets-report                       # every study under outputs/multiruns/
+    lstm-tweets-report comparison ablation   # these studies, latest sweep of each
+    lstm-tweets-report comparison --all      # pool every sweep of the study
+    lstm-tweets-report --sweep-dir outputs/multiruns/comparison/2026-01-01_12-00-00
 
 Writes `outputs/reports/<study>/report.md`, `summary.csv` and PNG figures.
 
-A study is a Hydra multirun. Its cells are the swept parameters other than `seed` (read from the
-sweep's `multirun.yaml`: `hydra.sweeper.params`, then the command line's sweeps, which win, as
-in Hydra's basic sweeper); `seed` is the replicate axis. Every expected cell x seed that has no
-finished job is listed as missing instead of failing the report.
+Every expected cell x seed that has no finished job is listed as missing instead of failing the
+report.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
-import os
-import shlex
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lstm_tweets import stats
+from lstm_tweets import root_dir, stats
+from lstm_tweets.studies import (
+    Design,
+    Run,
+    all_cells,
+    cell_label,
+    cell_runs,
+    describe_data,
+    is_optuna_study,
+    is_sweep_dir,
+    latest_finished,
+    missing_runs,
+    read_study,
+    run_model_name,
+    study_declaration,
+    sweep_dirs,
+)
 
-# As conf/paths/default.yaml: the checkout, unless LSTM_TWEETS_ROOT moves it.
-ROOT = Path(os.environ.get("LSTM_TWEETS_ROOT") or Path(__file__).resolve().parents[1])
-OPTUNA_STUDY = "sweep"
-INTERVAL_KEY = "data.interval"
-FOLD_KEY = "data.fold"
-SHUFFLE_KEY = "data.shuffle_train_labels"
 CHANCE_TAG = "val/majority_share"  # the best constant guess on validation, per epoch
-POOLING_GROUPS = ("model", "data", "embedding")
 NULL_VALUE_COLUMNS = {
     "real_seeds",
     "real_accuracy",
@@ -53,226 +56,10 @@ NULL_VALUE_COLUMNS = {
     "permutation_p",
     "null_accuracies",
 }
-# Axes of the pretrained-embedding x count-features ablation.
-ABLATION_KEYS = ("embedding", "embedding.kind", "model.concat_counts")
 CURVES = {
     "accuracy": ("train/acc", "val/acc", "test/acc"),
     "loss": ("train/loss_epoch", "val/loss", "test/loss"),
 }
-LOOK_AHEAD_NOTE = (
-    "Archive retweet/favorite counts are FINAL counts, collected after the fact, not the counts "
-    "at tweet time: a model that uses them (`model.concat_counts=true`) sees the future. Read the "
-    "counts-on cells as an upper bound, not as a tradeable signal."
-)
-
-
-@dataclass
-class Design:
-    """What a sweep asked for: the cell axes (swept keys other than seed) and the seeds."""
-
-    axes: dict[str, list[str]]
-    seeds: list[str]
-    command: str
-    fixed: dict[str, str] = field(
-        default_factory=dict
-    )  # other command-line overrides, key -> value
-    expected: list[tuple[tuple[str, ...], str]] | None = None  # (cell, seed) pairs, when pooled
-
-    def cells(self) -> list[tuple[str, ...]]:
-        return list(dict.fromkeys(cell for cell, _ in self.pairs()))
-
-    def pairs(self) -> list[tuple[tuple[str, ...], str]]:
-        """Every expected (cell, seed): the product of the axes, or the union of pooled sweeps'."""
-        if self.expected is not None:
-            return self.expected
-        return [
-            (cell, seed) for cell in itertools.product(*self.axes.values()) for seed in self.seeds
-        ]
-
-    def seeds_for(self, cell: tuple[str, ...]) -> list[str]:
-        return [seed for c, seed in self.pairs() if c == cell]
-
-
-@dataclass
-class Run:
-    job_dir: Path
-    cell: tuple[str, ...]  # the job's value of each Design.axes key, in order
-    seed: str
-    config: dict  # the job's .hydra/config.yaml
-    metrics: dict | None  # None: no metrics.json (crashed or still running)
-
-    @property
-    def finished(self) -> bool:
-        return self.metrics is not None and self.metrics.get("test_accuracy") is not None
-
-
-# ---- reading the sweeps ---------------------------------------------------------------------
-
-
-def sweep_dirs(multiruns: Path, study: str, pool_all: bool = False) -> list[Path]:
-    """The study's sweep folders, oldest first: all of them, or those of the latest launch
-    (the workers of one `make sweep` share its timestamp prefix). Basic sweeps hold a
-    multirun.yaml; Optuna sweeps (study `sweep`) do not."""
-    marker = "*" if study == OPTUNA_STUDY else "multirun.yaml"
-    found = sorted(d for d in (multiruns / study).glob("*") if d.is_dir() and any(d.glob(marker)))
-    if pool_all or not found:
-        return found
-    latest = found[-1].name[:19]  # %Y-%m-%d_%H-%M-%S
-    return [d for d in found if d.name[:19] == latest]
-
-
-def override_key(override) -> str:
-    return override.get_key_element().lstrip("+~")
-
-
-def read_design(sweep_dir: Path) -> Design:
-    multirun = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
-    hydra_cfg = multirun.get("hydra") or {}
-    params = (hydra_cfg.get("sweeper") or {}).get("params") or {}
-    task = list((hydra_cfg.get("overrides") or {}).get("task") or [])
-    # The basic sweeper's rule: params first, then the command line; the last one of a key wins.
-    merged = {}
-    for override in OverridesParser.create().parse_overrides(
-        [f"{k}={v}" for k, v in params.items()] + task
-    ):
-        merged[override_key(override)] = override
-    axes = {
-        key: list(o.sweep_string_iterator()) for key, o in merged.items() if o.is_sweep_override()
-    }
-    seed = axes.pop("seed", None)
-    if seed is None:
-        seed = (
-            [merged["seed"].get_value_element_as_str()]
-            if "seed" in merged
-            else [str(multirun.get("seed"))]
-        )
-    hydra_overrides = [
-        o
-        for o in (hydra_cfg.get("overrides") or {}).get("hydra") or []
-        if not o.startswith("hydra.mode=")
-    ]
-    command = " ".join(["lstm-tweets-train", "-m", *map(shlex.quote, task + hydra_overrides)])
-    # Keys left at their defaults still have a value, for pooling with a sweep that varies them.
-    defaults = {**flatten(multirun), **((hydra_cfg.get("runtime") or {}).get("choices") or {})}
-    fixed = {
-        key: o.get_value_element_as_str()
-        for key, o in merged.items()
-        if not o.is_sweep_override() and key != "seed"
-    }
-    return Design(axes, seed, command, {**{k: str(v) for k, v in defaults.items()}, **fixed})
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    """{"data": {"interval": 5}} -> {"data.interval": 5} (leaves only; hydra's own node skipped)."""
-    flat = {}
-    for key, value in (tree or {}).items():
-        if key == "hydra" and not prefix:
-            continue
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def merge_designs(designs: list[Design]) -> Design:
-    """One design for pooled sweeps. A key swept in one sweep and fixed on another's command line
-    (`model=lstm` beside `model=tfidf_logreg,momentum`) becomes an axis of both; the expected runs
-    are the union of each sweep's own cells x seeds."""
-    keys = list(dict.fromkeys(key for d in designs for key in d.axes))
-    # A config group fixed to different options in different sweeps (`model=lstm` in one,
-    # `model=tfidf_logreg` in another) separates their runs too: it is an axis of the pool.
-    for group in POOLING_GROUPS:
-        if group not in keys and len({d.fixed.get(group) for d in designs}) > 1:
-            keys.append(group)
-    expected, axes = [], {key: [] for key in keys}
-    for design in designs:
-        unknown = [key for key in keys if key not in design.axes and key not in design.fixed]
-        if unknown:
-            raise ValueError(f"cannot pool sweeps: one neither sweeps nor fixes {unknown}")
-        own = {key: design.axes.get(key, [design.fixed.get(key)]) for key in keys}
-        for key in keys:
-            axes[key] = list(dict.fromkeys(axes[key] + own[key]))
-        expected += [
-            (cell, seed) for cell in itertools.product(*own.values()) for seed in design.seeds
-        ]
-    seeds = list(dict.fromkeys(s for d in designs for s in d.seeds))
-    command = "\n".join(dict.fromkeys(d.command for d in designs))
-    return Design(axes, seeds, command, expected=list(dict.fromkeys(expected)))
-
-
-def read_runs(sweep_dir: Path, design: Design) -> list[Run]:
-    runs = []
-    job_dirs = [d for d in sweep_dir.iterdir() if (d / ".hydra" / "overrides.yaml").is_file()]
-    for job_dir in sorted(job_dirs, key=lambda d: (len(d.name), d.name)):
-        lines = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        values = {
-            override_key(o): o.get_value_element_as_str()
-            for o in OverridesParser.create().parse_overrides(lines)
-        }
-        config_path = job_dir / ".hydra" / "config.yaml"
-        config = (yaml.safe_load(config_path.read_text()) if config_path.is_file() else None) or {}
-        metrics_path = job_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-        hydra_path = job_dir / ".hydra" / "hydra.yaml"
-        choices = (
-            (yaml.safe_load(hydra_path.read_text()) or {})
-            .get("hydra", {})
-            .get("runtime", {})
-            .get("choices", {})
-            if hydra_path.is_file()
-            else {}
-        )
-        defaults = {**flatten(config), **(choices or {})}
-        cell = tuple(str(values.get(key, defaults.get(key, "?"))) for key in design.axes)
-        runs.append(
-            Run(job_dir, cell, values.get("seed", str(config.get("seed"))), config, metrics)
-        )
-    return runs
-
-
-def latest_finished(runs: list[Run]) -> dict[tuple, Run]:
-    """(cell, seed) -> its finished run; a later sweep's run replaces an earlier one (`--all`)."""
-    return {(r.cell, r.seed): r for r in runs if r.finished}
-
-
-def all_cells(design: Design, runs: list[Run]) -> list[tuple[str, ...]]:
-    return list(dict.fromkeys(design.cells() + [r.cell for r in runs]))
-
-
-def missing_runs(design: Design, runs: list[Run]) -> list[str]:
-    finished = latest_finished(runs)
-    unfinished = {(r.cell, r.seed): r for r in runs if not r.finished}
-    lines = []
-    for cell in all_cells(design, runs):
-        seeds = list(
-            dict.fromkeys(design.seeds_for(cell) + [r.seed for r in runs if r.cell == cell])
-        )
-        for seed in seeds:
-            if (cell, seed) in finished:
-                continue
-            where = f"`{cell_label(design, cell)}`, seed {seed}"
-            run = unfinished.get((cell, seed))
-            if run is None:
-                lines.append(f"{where}: no job in the sweep")
-            elif run.metrics is None:
-                lines.append(
-                    f"{where}: job `{run.job_dir.name}` has no metrics.json (crashed or still running)"
-                )
-            else:
-                lines.append(f"{where}: job `{run.job_dir.name}` has no test metrics (test=false)")
-        if not any((cell, seed) in finished for seed in seeds):
-            lines.append(
-                f"`{cell_label(design, cell)}`: the whole cell is missing (no finished seed)"
-            )
-    return lines
-
-
-def cell_label(design: Design, cell: tuple[str, ...]) -> str:
-    return (
-        ", ".join(f"{key}={value}" for key, value in zip(design.axes, cell, strict=True))
-        or "all runs"
-    )
 
 
 # ---- the table ------------------------------------------------------------------------------
@@ -313,10 +100,6 @@ def seed_ensemble(runs: list[Run]) -> pd.DataFrame:
     base[columns] = mean
     base["predicted"] = mean.argmax(axis=1)
     return base.sort_values(["created_at", "id"])
-
-
-def run_model_name(run: Run) -> str:
-    return str((run.metrics or {}).get("model") or (run.config.get("model") or {}).get("name"))
 
 
 def evaluate_cell(
@@ -406,19 +189,11 @@ def baseline_cell(design: Design, cell: tuple[str, ...], baseline: str) -> tuple
     return tuple(baseline if key == "model" else v for key, v in zip(keys, cell, strict=True))
 
 
-def cell_runs(design: Design, runs: list[Run]) -> dict[tuple, list[Run]]:
-    finished = latest_finished(runs)
-    return {
-        cell: sorted(
-            (run for (c, _), run in finished.items() if c == cell),
-            key=lambda r: (len(r.seed), r.seed),
-        )
-        for cell in all_cells(design, runs)
-    }
-
-
-def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
-    """One row per cell (model x settings), and each finished cell's ensemble predictions."""
+def cell_table(
+    design: Design, runs: list[Run], declared: dict | None = None
+) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
+    """One row per cell (model x settings), and each finished cell's ensemble predictions;
+    `declared` (the study's `report:` block) names the ablation, if any."""
     by_cell = cell_runs(design, runs)
     ensembles = {cell: cell_ensemble(done) for cell, done in by_cell.items() if done}
     momentum = {
@@ -441,20 +216,21 @@ def cell_table(design: Design, runs: list[Run]) -> tuple[pd.DataFrame, dict[tupl
             row = {**summary, **row} if "model" not in design.axes else {**row, **summary}
         rows.append(row)
     table = pd.DataFrame(rows)
-    comparisons = mcnemar_vs_full(design, ensembles, by_cell)
+    comparisons = mcnemar_vs_full(design, ensembles, (declared or {}).get("ablation"))
     if comparisons:
         table = table.join(pd.DataFrame([comparisons.get(cell, {}) for cell in by_cell]))
     return table, ensembles
 
 
-def tested_against_majority(table: pd.DataFrame) -> pd.Series:
+def tested_against_majority(table: pd.DataFrame, null_key: str | None = None) -> pd.Series:
     """The rows in the study's family of tests against majority: every finished cell but the
-    majority baseline itself (which is the null by construction)."""
+    majority baseline itself (which is the null by construction) and, in a study with a
+    permutation null (`null_key`), its permuted-label cells."""
     if "p_vs_majority" not in table:
         return pd.Series(False, index=table.index)
     rows = table["p_vs_majority"].notna() & (table.get("model") != "majority")
-    if SHUFFLE_KEY in table:  # permuted-label runs are draws of the null, not hypotheses
-        rows &= table[SHUFFLE_KEY].astype(str).str.lower() != "true"
+    if null_key and null_key in table:  # permuted-label runs are draws of the null, not hypotheses
+        rows &= table[null_key].astype(str).str.lower() != "true"
     return rows
 
 
@@ -465,20 +241,32 @@ def add_holm(table: pd.DataFrame, column: str, rows: pd.Series) -> pd.DataFrame:
     return table
 
 
-def is_full_model(config: dict) -> bool:
-    """Pretrained-on (any embedding but random) and counts-on."""
-    return (config.get("embedding") or {}).get("kind") != "random" and bool(
-        (config.get("model") or {}).get("concat_counts")
-    )
+def ablated_axes(design: Design, ablation: dict | None) -> list[int]:
+    """The positions of the study's ablation switches (`report.ablation.axes`) among its axes."""
+    keys = set((ablation or {}).get("axes") or [])
+    return [i for i, key in enumerate(design.axes) if key in keys]
+
+
+def is_reference(design: Design, cell: tuple[str, ...], conditions) -> bool:
+    """Whether a cell is the ablation's reference (the full model): every condition
+    (`key=value` or `key!=value`) on an axis of the study holds; one on another key is moot."""
+    values = {key: value.lower() for key, value in zip(design.axes, cell, strict=True)}
+    for condition in conditions or []:
+        negated = "!=" in condition
+        key, value = (part.strip() for part in condition.split("!=" if negated else "=", 1))
+        if key in values and (values[key] == value.lower()) == negated:
+            return False
+    return True
 
 
 def mcnemar_vs_full(
-    design: Design, ensembles: dict[tuple, pd.DataFrame], by_cell: dict[tuple, list[Run]]
+    design: Design, ensembles: dict[tuple, pd.DataFrame], ablation: dict | None
 ) -> dict[tuple, dict]:
-    """McNemar's exact test of each ablation variant's seed ensemble against the full model's
-    ensemble at the same other settings, paired by tweet id: one test on the true n, never the
-    seeds' predictions stacked. Holm-corrected across the variants."""
-    ablated = [i for i, key in enumerate(design.axes) if key in ABLATION_KEYS]
+    """McNemar's exact test of each ablation variant's seed ensemble against the reference (full
+    model) ensemble at the same other settings, paired by tweet id: one test on the true n, never
+    the seeds' predictions stacked. Holm-corrected across the variants. The ablation (its axes
+    and reference cell) is the study's `report.ablation` block."""
+    ablated = ablated_axes(design, ablation)
     if not ablated:
         return {}
 
@@ -487,8 +275,8 @@ def mcnemar_vs_full(
 
     full = {
         context(cell): cell
-        for cell, done in by_cell.items()
-        if done and cell in ensembles and is_full_model(done[0].config)
+        for cell in ensembles
+        if is_reference(design, cell, ablation.get("reference"))
     }
     results = {}
     for cell, ensemble in ensembles.items():
@@ -518,14 +306,17 @@ def mcnemar_vs_full(
     return results
 
 
-def pooled_over_folds(design: Design, ensembles: dict[tuple, pd.DataFrame]) -> pd.DataFrame | None:
-    """Walk-forward: per model, the folds' test quarters (distinct tweets, distinct periods)
-    joined into one out-of-sample set, each tweet scored against its own fold's train majority
-    class, and one paired day-level test: the study's primary test."""
-    if FOLD_KEY not in design.axes or not ensembles:
+def pooled_over_folds(
+    design: Design, ensembles: dict[tuple, pd.DataFrame], fold_key: str | None
+) -> pd.DataFrame | None:
+    """Walk-forward (`report.pooled_over`: the fold key): per model, the folds' test quarters
+    (distinct tweets, distinct periods) joined into one out-of-sample set, each tweet scored
+    against its own fold's train majority class, and one paired day-level test: the study's
+    primary test."""
+    if not fold_key or fold_key not in design.axes or not ensembles:
         return None
-    fold_at = list(design.axes).index(FOLD_KEY)
-    others = [key for key in design.axes if key != FOLD_KEY]
+    fold_at = list(design.axes).index(fold_key)
+    others = [key for key in design.axes if key != fold_key]
     groups: dict[tuple, list[tuple]] = {}
     for cell in ensembles:
         groups.setdefault(tuple(v for i, v in enumerate(cell) if i != fold_at), []).append(cell)
@@ -564,19 +355,21 @@ def pooled_over_folds(design: Design, ensembles: dict[tuple, pd.DataFrame]) -> p
     return add_holm(pooled, "p_vs_majority", tested_against_majority(pooled))
 
 
-def permutation_null(design: Design, by_cell: dict[tuple, list[Run]]) -> pd.DataFrame | None:
-    """Studies that sweep `data.shuffle_train_labels`: each shuffled run (train labels permuted,
-    one permutation per seed) is a draw from the no-signal null of the same model and cell; the
-    real-label model's test accuracy (its seed mean) is placed in that distribution:
-    permutation p = (1 + #null >= real) / (1 + K)."""
-    if SHUFFLE_KEY not in design.axes:
+def permutation_null(
+    design: Design, by_cell: dict[tuple, list[Run]], null_key: str | None
+) -> pd.DataFrame | None:
+    """Studies that declare `report.permutation_null` (e.g. `data.shuffle_train_labels`): each
+    shuffled run (train labels permuted, one permutation per seed) is a draw from the no-signal
+    null of the same model and cell; the real-label model's test accuracy (its seed mean) is
+    placed in that distribution: permutation p = (1 + #null >= real) / (1 + K)."""
+    if not null_key or null_key not in design.axes:
         return None
-    at = list(design.axes).index(SHUFFLE_KEY)
+    at = list(design.axes).index(null_key)
     groups: dict[tuple, dict[str, list[Run]]] = {}
     for cell, done in by_cell.items():
         key = tuple(v for i, v in enumerate(cell) if i != at)
         groups.setdefault(key, {}).setdefault(cell[at].lower(), []).extend(done)
-    others = [key for key in design.axes if key != SHUFFLE_KEY]
+    others = [key for key in design.axes if key != null_key]
     rows = []
     for key, parts in groups.items():
         real, null = parts.get("false", []), parts.get("true", [])
@@ -610,11 +403,14 @@ def ci_errors(table: pd.DataFrame) -> list[np.ndarray]:
     ]
 
 
-def plot_accuracy_vs_interval(table: pd.DataFrame, design: Design, path: Path, title: str) -> None:
+def plot_accuracy_vs_x(
+    table: pd.DataFrame, design: Design, path: Path, title: str, x_key: str, x_label: str
+) -> None:
     """One series per combination of the other swept settings (e.g. per model), offset along x so
-    that error bars do not overlap; the majority baseline as a grey band-free line drawn on top."""
-    done = table[table.seeds_found > 0].assign(x=lambda t: t[INTERVAL_KEY].astype(float))
-    others = [key for key in design.axes if key != INTERVAL_KEY]
+    that error bars do not overlap; the majority baseline as a grey band-free line drawn on top.
+    x is the study's `report.x` key (numeric)."""
+    done = table[table.seeds_found > 0].assign(x=lambda t: t[x_key].astype(float))
+    others = [key for key in design.axes if key != x_key]
     groups = list(done.groupby(others, sort=False)) if others else [((), done)]
     fig = Figure(figsize=(8, 4.4))
     ax = fig.subplots()
@@ -642,7 +438,7 @@ def plot_accuracy_vs_interval(table: pd.DataFrame, design: Design, path: Path, t
         zorder=5,
         label="majority baseline (train class)",
     )
-    ax.set_xlabel("interval (minutes after the tweet)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{title}\n(error bars: 95% trading-day block bootstrap)", fontsize="medium")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -875,36 +671,6 @@ def frame_table(frame: pd.DataFrame) -> str:
     return markdown_table(list(frame.columns), rows)
 
 
-def describe_data(runs: list[Run]) -> str:
-    """Which data the study used, for titles: synthetic, real (files), shuffled labels, the label
-    rule and the target (direction, abs_move or volume)."""
-    config = next((r.config for r in runs if r.finished), runs[0].config if runs else {})
-    data = config.get("data") or {}
-    if data.get("source") == "synthetic":
-        text = "synthetic sample (planted signal)"
-    elif data.get("source") == "prelabeled":
-        text = f"prelabeled {Path(str(data.get('path'))).name}"
-    else:
-        prices = Path(str(data.get("prices_path"))).name
-        text = f"real tweets x {prices}"
-    if data.get("shuffle_train_labels") is True:
-        text += ", SHUFFLED train labels"
-    if data.get("window_start"):
-        text += f", {data['window_start']} labels"
-    # What the accuracies are of: runs from before data.target existed predicted the direction.
-    text += f", target {data.get('target') or 'direction'}"
-    return text
-
-
-def study_notes(sweeps: list[Path]) -> dict:
-    """The experiment config's `report:` block (what the study declares about its tests)."""
-    notes = {}
-    for sweep in sweeps:  # pooled sweeps: the newest declaration wins
-        multirun = yaml.safe_load((sweep / "multirun.yaml").read_text()) or {}
-        notes.update(multirun.get("report") or {})
-    return notes
-
-
 HOW_TO_READ = (
     "How to read this table: the seeds of a cell share ONE test set, so a cell is scored once, as "
     "the seed ensemble (mean class probability over seeds) on its true n_test tweets; the seed "
@@ -934,14 +700,15 @@ def write_markdown(
         or "no swept parameter"
     )
     n_expected = len(design.pairs())
-    family = int(tested_against_majority(table).sum())
     notes = extra["notes"]
+    null_key = notes.get("permutation_null")
+    family = int(tested_against_majority(table, null_key).sum())
     lines = [
         f"# Study `{study}`: {extra['data']}",
         "",
         f"Sweep folder{'s' if len(sweeps) > 1 else ''}: " + ", ".join(f"`{s}`" for s in sweeps),
         f"({len(runs)} jobs, {sum(r.finished for r in runs)} finished). Built from each job's "
-        "metrics.json, predictions_test.csv and .hydra/ files by `python -m experiments.report`.",
+        "metrics.json, predictions_test.csv and .hydra/ files by `lstm-tweets-report`.",
         "",
         "Reproduce:",
         "",
@@ -970,17 +737,19 @@ def write_markdown(
             "accuracy at the best-validation epoch beside it.",
         ]
     if "mcnemar_vs" in table:
+        ablation = notes.get("ablation") or {}
+        reference = ablation.get("reference_label") or ", ".join(ablation.get("reference") or [])
         lines += [
             "",
             "## Ablation: McNemar's test against the full model",
             "",
-            "Each variant's seed ensemble is compared with the full model's (pretrained embedding "
-            "on, count features on) at the same other settings, paired by tweet id on the true "
-            "n_test (b = full right and variant wrong, c = full wrong and variant right), in one "
-            "exact two-sided McNemar test. The p-values are Holm-corrected across the variants.",
-            "",
-            f"Note: {LOOK_AHEAD_NOTE}",
+            f"Each variant's seed ensemble is compared with the full model's ({reference}) at the "
+            "same other settings, paired by tweet id on the true n_test (b = full right and "
+            "variant wrong, c = full wrong and variant right), in one exact two-sided McNemar "
+            "test. The p-values are Holm-corrected across the variants.",
         ]
+        if ablation.get("note"):
+            lines += ["", f"Note: {ablation['note']}"]
     pooled = extra.get("pooled")
     if pooled is not None:
         lines += [
@@ -990,7 +759,7 @@ def write_markdown(
             "Each fold's test quarter is a different period, so the folds' test tweets join into one "
             "out-of-sample set over the whole span; each tweet is scored against its own fold's "
             "train majority class, and the paired day-level test runs on all of them. Holm across "
-            f"the models ({int(tested_against_majority(pooled).sum())} tests).",
+            f"the models ({int(tested_against_majority(pooled, null_key).sum())} tests).",
             "",
             frame_table(pooled),
         ]
@@ -1020,17 +789,18 @@ def write_markdown(
 def build_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
     """Write report.md, summary.csv and the figures of one study; returns the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    design = merge_designs([read_design(s) for s in sweeps])
-    runs = [run for s in sweeps for run in read_runs(s, design)]
-    table, ensembles = cell_table(design, runs)
+    design, runs = read_study(sweeps)
+    notes = study_declaration(sweeps)
+    table, ensembles = cell_table(design, runs, notes)
     if not table.empty:
-        table = add_holm(table, "p_vs_majority", tested_against_majority(table))
+        null_key = notes.get("permutation_null")
+        table = add_holm(table, "p_vs_majority", tested_against_majority(table, null_key))
     table.to_csv(out_dir / "summary.csv", index=False)
     extra = {
         "data": describe_data(runs),
-        "notes": study_notes(sweeps),
-        "pooled": pooled_over_folds(design, ensembles),
-        "null": permutation_null(design, cell_runs(design, runs)),
+        "notes": notes,
+        "pooled": pooled_over_folds(design, ensembles, notes.get("pooled_over")),
+        "null": permutation_null(design, cell_runs(design, runs), notes.get("permutation_null")),
     }
     if extra["pooled"] is not None:
         extra["pooled"].to_csv(out_dir / "pooled_over_folds.csv", index=False)
@@ -1039,10 +809,13 @@ def build_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
     title = f"{study}\n{extra['data']}"
     figures = []
     has_results = bool((table.seeds_found > 0).any())
-    if has_results and INTERVAL_KEY in design.axes:
-        plot_accuracy_vs_interval(table, design, out_dir / "accuracy_vs_interval.png", title)
-        figures.append("accuracy_vs_interval.png")
-    if has_results and any(key in ABLATION_KEYS for key in design.axes):
+    x_key = notes.get("x")
+    if has_results and x_key and x_key in design.axes:
+        name = f"accuracy_vs_{x_key.split('.')[-1]}.png"
+        x_label = notes.get("x_label") or x_key
+        plot_accuracy_vs_x(table, design, out_dir / name, title, x_key, x_label)
+        figures.append(name)
+    if has_results and ablated_axes(design, notes.get("ablation")):
         plot_ablation(table, design, out_dir / "ablation.png", title)
         figures.append("ablation.png")
     if extra["null"] is not None:
@@ -1097,7 +870,7 @@ def build_optuna_report(study: str, sweeps: list[Path], out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.report", description=__doc__.split("\n\n")[0]
+        prog="lstm-tweets-report", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "studies", nargs="*", help="study names (default: every study under --multiruns)"
@@ -1114,11 +887,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--multiruns",
         type=Path,
-        default=ROOT / "outputs" / "multiruns",
+        default=root_dir() / "outputs" / "multiruns",
         help="where the studies are",
     )
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "outputs" / "reports", help="reports go to OUT/<study>/"
+        "--out",
+        type=Path,
+        default=root_dir() / "outputs" / "reports",
+        help="reports go to OUT/<study>/",
     )
     args = parser.parse_args(argv)
 
@@ -1126,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.studies) > 1:
             parser.error("--sweep-dir reports one study")
         study = (args.studies or [args.sweep_dir.resolve().parent.name])[0]
-        if study != OPTUNA_STUDY and not (args.sweep_dir / "multirun.yaml").is_file():
+        if not is_sweep_dir(args.sweep_dir):
             parser.error(f"{args.sweep_dir} has no multirun.yaml: not a Hydra sweep folder")
         targets = {study: [args.sweep_dir]}
     else:
@@ -1138,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{study}: no sweep folder under {args.multiruns / study}", file=sys.stderr)
             status = 1 if args.studies else status
             continue
-        build = build_optuna_report if study == OPTUNA_STUDY else build_report
+        build = build_optuna_report if is_optuna_study(sweeps) else build_report
         print(f"{study}: {build(study, sweeps, args.out / study)}")
     if not targets:
         print(f"no studies under {args.multiruns}", file=sys.stderr)
