@@ -46,6 +46,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import execution_whitelist, instantiate
@@ -484,6 +485,24 @@ def check_directions(study: optuna.Study, directions: list[str], storage) -> Non
         )
 
 
+@dataclass
+class SweepState:
+    """What one sweep works with once its study is open: the study and its storage (None: in
+    memory), n_trials (capped at the grid's size), the search space as the plugin splits it, the
+    directions and the objectives' names, and the failures and completions so far."""
+
+    study: optuna.Study
+    storage: optuna.storages.RDBStorage | None
+    total: int
+    distributions: dict[str, Any]
+    fixed_params: dict[str, Any]
+    fixed_overrides: list[str]
+    directions: list[str]
+    metrics: list[str] | None
+    failures: list[str] = field(default_factory=list)
+    completed: int = 0
+
+
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def __init__(
         self,
@@ -497,6 +516,19 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
 
     def sweep(self, arguments: list[str]) -> None:
+        """Open the study, then ask for a batch of trials, launch their jobs and tell the study
+        their results until it has n_trials finished; then save the results and plots."""
+        state = self.open_study(arguments)
+        while (trials := self.ask_batch(state)) is not None:
+            returns = self.launch_batch(state, trials)
+            self.tell_batch(state, trials, returns)
+        self.save_results(state.study, state.metrics)
+
+    def open_study(self, arguments: list[str]) -> SweepState:
+        """Before anything trains: parse the search space (the sweeper's params plus the command
+        line's), check the objectives and the pruner against it, open the storage (a bad URL
+        fails here) and create or load the study. A loaded study must have the same directions;
+        its stale trials are failed, and the sampler is reseeded so that it does not repeat them."""
         self._process_searchspace_config()
         params_conf = self._parse_sweeper_params_config() + list(arguments)
         distributions, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
@@ -513,23 +545,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         directions = [str(d) for d in self._get_directions()]
         metrics = objective_names(self.config.get("optimized_metric"), len(directions))
         warn_if_comparing_base_rates(metrics, list(distributions))
-        pruning = not isinstance(self.pruner, optuna.pruners.NopPruner)
-        if pruning and len(directions) > 1:
-            raise SweepFailed(
-                f"hydra/sweeper/pruner={type(self.pruner).__name__} with {len(directions)} "
-                "objectives: Optuna prunes single-objective studies only. Use "
-                "hydra/sweeper/pruner=nop, or one optimized_metric and one direction"
-            )
-        if pruning and self.storage is None:
-            raise SweepFailed(
-                "pruning needs a storage that the trials' jobs can reach: set "
-                "hydra.sweeper.storage (e.g. sqlite:///outputs/optuna.db)"
-            )
-        if pruning and "optuna_trial" not in self.config:
-            log.warning(
-                "a pruner is set but the app's config has no `optuna_trial` key: its jobs cannot "
-                "report to their trials, and none will be pruned"
-            )
+        self.check_pruner(len(directions))
 
         storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
         study = optuna.create_study(
@@ -553,27 +569,56 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             f"Study {study.study_name} in {safe_url(storage.url) if storage else 'memory'}: "
             f"{self.finished(study)} of {total} trials complete"
         )
+        return SweepState(
+            study, storage, total, distributions, fixed_params, fixed_overrides, directions, metrics
+        )
 
-        failures: list[str] = []
-        completed = 0
-        waiting_since: float | None = None
+    def check_pruner(self, n_objectives: int) -> None:
+        """A pruner needs one objective and a storage that the jobs reach; without the app's
+        `optuna_trial` key it prunes nothing (a warning)."""
+        if isinstance(self.pruner, optuna.pruners.NopPruner):
+            return
+        if n_objectives > 1:
+            raise SweepFailed(
+                f"hydra/sweeper/pruner={type(self.pruner).__name__} with {n_objectives} "
+                "objectives: Optuna prunes single-objective studies only. Use "
+                "hydra/sweeper/pruner=nop, or one optimized_metric and one direction"
+            )
+        if self.storage is None:
+            raise SweepFailed(
+                "pruning needs a storage that the trials' jobs can reach: set "
+                "hydra.sweeper.storage (e.g. sqlite:///outputs/optuna.db)"
+            )
+        if "optuna_trial" not in self.config:
+            log.warning(
+                "a pruner is set but the app's config has no `optuna_trial` key: its jobs cannot "
+                "report to their trials, and none will be pruned"
+            )
+
+    def ask_batch(self, state: SweepState) -> list[optuna.Trial] | None:
+        """The next batch of at most n_jobs new trials, each with a first heartbeat and its owner
+        recorded; None once the study has n_trials finished and none running.
+
+        A crashed run's or worker's trial is failed first (and so redone), not waited for. When
+        the trials still to go are all running in other processes (other workers, or a crashed
+        run whose trial is not known dead yet), this waits for them and redoes any that fails, so
+        that the study has exactly n_trials when the sweep ends. A trial asked for at the same
+        moment as another worker's, one too many, is told PRUNED as `dropped`."""
+        study, storage, total = state.study, state.storage, state.total
+        waiting = False
         while True:
-            # A crashed run's or worker's trial is failed and redone, not waited for forever.
             self.fail_stale(study, storage)
             running = self.count(study, TrialState.RUNNING)
             to_go = total - self.finished(study) - running
             if to_go <= 0:
                 if running == 0 or storage is None:
-                    break
-                # Trials of other processes are in flight (other workers, or a crashed run whose
-                # trial is not known dead yet): wait for them, and redo any that fails, so that
-                # the study has exactly n_trials when this sweep ends.
-                if waiting_since is None:
-                    waiting_since = time.monotonic()
+                    return None
+                if not waiting:
+                    waiting = True
                     log.info(f"Waiting for {running} running trial(s) of other processes")
                 time.sleep(min(5.0, max(0.5, self.heartbeat_interval / 2)))
                 continue
-            waiting_since = None
+            waiting = False
             trials = []
             for _ in range(min(self.n_jobs, to_go)):
                 trial = self.ask(study)
@@ -587,51 +632,65 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     study.tell(trial, state=TrialState.PRUNED)
                 else:
                     trials.append(trial)
-            if not trials:
-                continue
-            overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
-            overrides = [
-                tuple(o) + self.identity(study, trial)
-                for o, trial in zip(overrides, trials, strict=True)
-            ]
-            with Heartbeat(storage, trials, self.heartbeat_interval):
-                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
-            self.job_idx += len(returns)
-            batch_failures = 0
-            for trial, ret in zip(trials, returns, strict=True):
-                if storage is not None and storage.get_trial(trial._trial_id).state.is_finished():
-                    log.warning(
-                        f"Trial {trial.number} was marked failed meanwhile (its heartbeats stopped for more "
-                        f"than the grace period); its result is dropped and the trial redone"
-                    )
-                    continue
-                try:
-                    returned = ret.return_value  # re-raises the job's own exception
-                    pruned_at = self.pruned_epoch(storage, trial)
-                    if pruned_at is not None:
-                        study.tell(trial, state=TrialState.PRUNED)
-                        log.info(f"Trial {trial.number} pruned at epoch {pruned_at}")
-                    else:
-                        study.tell(trial, objective_values(returned, len(directions)))
-                    completed += 1
-                except Exception as err:  # a failed trial is recorded, then judged below
-                    study.tell(trial, state=TrialState.FAIL)
-                    failures.append(
-                        f"trial {trial.number} ({' '.join(ret.overrides)}): {type(err).__name__}: {err}"
-                    )
-                    log.warning(f"Failed experiment: {failures[-1]}")
-                    batch_failures += 1
-            # max_failure_rate bounds each batch, as in the plugin. Failed trials are replaced (only
-            # completed and pruned ones count), so a sweep whose failures outnumber its completions
-            # by n_trials stops instead of retrying forever.
-            too_many = batch_failures / len(returns) > self.max_failure_rate
-            if too_many or len(failures) - completed >= total:
-                raise SweepFailed(
-                    f"{len(failures)} trial(s) failed (max_failure_rate={self.max_failure_rate}):\n  "
-                    + "\n  ".join(failures[-10:])
-                )
+            if trials:
+                return trials
 
-        self.save_results(study, metrics)
+    def launch_batch(self, state: SweepState, trials: list[optuna.Trial]) -> list[JobReturn]:
+        """Run the trials' jobs with the launcher: each gets its trial's parameters, the fixed
+        ones, and its identity (`optuna_trial`); heartbeats are recorded while they run."""
+        overrides = self._configure_trials(
+            trials, state.distributions, state.fixed_params, state.fixed_overrides
+        )
+        overrides = [
+            tuple(o) + self.identity(state.study, trial)
+            for o, trial in zip(overrides, trials, strict=True)
+        ]
+        with Heartbeat(state.storage, trials, self.heartbeat_interval):
+            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+        self.job_idx += len(returns)
+        return returns
+
+    def tell_batch(
+        self, state: SweepState, trials: list[optuna.Trial], returns: list[JobReturn]
+    ) -> None:
+        """Tell the study each job's outcome: its values (COMPLETE), PRUNED when the pruner
+        stopped it, or FAIL with the job's error. A trial failed meanwhile as stale keeps that
+        state (it is redone). Raises SweepFailed when this batch's failures exceed
+        max_failure_rate or failures outnumber completions by n_trials."""
+        study, storage = state.study, state.storage
+        batch_failures = 0
+        for trial, ret in zip(trials, returns, strict=True):
+            if storage is not None and storage.get_trial(trial._trial_id).state.is_finished():
+                log.warning(
+                    f"Trial {trial.number} was marked failed meanwhile (its heartbeats stopped for more "
+                    f"than the grace period); its result is dropped and the trial redone"
+                )
+                continue
+            try:
+                returned = ret.return_value  # re-raises the job's own exception
+                pruned_at = self.pruned_epoch(storage, trial)
+                if pruned_at is not None:
+                    study.tell(trial, state=TrialState.PRUNED)
+                    log.info(f"Trial {trial.number} pruned at epoch {pruned_at}")
+                else:
+                    study.tell(trial, objective_values(returned, len(state.directions)))
+                state.completed += 1
+            except Exception as err:  # a failed trial is recorded, then judged below
+                study.tell(trial, state=TrialState.FAIL)
+                state.failures.append(
+                    f"trial {trial.number} ({' '.join(ret.overrides)}): {type(err).__name__}: {err}"
+                )
+                log.warning(f"Failed experiment: {state.failures[-1]}")
+                batch_failures += 1
+        # max_failure_rate bounds each batch, as in the plugin. Failed trials are replaced (only
+        # completed and pruned ones count), so a sweep whose failures outnumber its completions
+        # by n_trials stops instead of retrying forever.
+        too_many = batch_failures / len(returns) > self.max_failure_rate
+        if too_many or len(state.failures) - state.completed >= state.total:
+            raise SweepFailed(
+                f"{len(state.failures)} trial(s) failed (max_failure_rate={self.max_failure_rate}):\n  "
+                + "\n  ".join(state.failures[-10:])
+            )
 
     def identity(self, study: optuna.Study, trial: optuna.Trial) -> tuple[str, ...]:
         """Overrides that tell a job which trial it is (`optuna_trial` in the app's config): the
