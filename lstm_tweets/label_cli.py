@@ -17,10 +17,8 @@ from pathlib import Path
 
 from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.io import atomic_path
-from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, WINDOW_STARTS, label_tweets
-from lstm_tweets.data.prices import load_prices
+from lstm_tweets.data.labels import LABEL_COLUMNS, TIES, WINDOW_STARTS, label_files
 from lstm_tweets.data.report import DataReport
-from lstm_tweets.data.tweets import load_tweets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,22 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = DataReport()
-        tweets = load_tweets(args.tweets, report)
-        prices = load_prices(
+        labeled = label_files(
+            args.tweets,
             args.prices,
-            timestamp_column=args.timestamp_column,
-            timezone=args.prices_timezone,
-            bar_minutes=args.bar_minutes,
-        )
-        labeled = label_tweets(
-            tweets,
-            prices,
-            interval=args.interval,
+            args.interval,
             ties=args.ties,
             dead_band_bps=args.dead_band_bps,
             include_retweets=args.include_retweets,
-            report=report,
             window_start=args.window_start,
+            prices_timezone=args.prices_timezone,
+            timestamp_column=args.timestamp_column,
+            bar_minutes=args.bar_minutes,
+            report=report,
         )
         write_csv_atomic(labeled[LABEL_COLUMNS], args.output)
     except DataError as err:

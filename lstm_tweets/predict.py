@@ -19,17 +19,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lstm_tweets.data.datamodule import TweetDataModule
 from lstm_tweets.data.errors import DataError
+from lstm_tweets.data.features import CHECKPOINT_KEY, Features
 from lstm_tweets.data.io import atomic_path, read_table
+from lstm_tweets.data.targets import LabelMeaning
 from lstm_tweets.model import LSTMClassifier
 
-DATAMODULE_KEY = TweetDataModule.__qualname__
 # The probability column for class 1 of each target.
 SCORE_COLUMN = {"direction": "p_up", "abs_move": "p_large_move", "volume": "p_high_volume"}
 
 
-def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDataModule]:
+def load_predictor(
+    checkpoint_path: str | Path,
+) -> tuple[LSTMClassifier, Features, LabelMeaning]:
+    """The network, the fitted features and what its classes mean, from a checkpoint alone."""
     path = Path(checkpoint_path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
@@ -41,17 +44,26 @@ def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDa
         ) from err
     if (
         not isinstance(checkpoint, dict)
-        or DATAMODULE_KEY not in checkpoint
+        or CHECKPOINT_KEY not in checkpoint
         or "hyper_parameters" not in checkpoint
     ):
         raise DataError(
-            f"{path}: not an lstm_tweets checkpoint (no {DATAMODULE_KEY} state or hyper_parameters); "
+            f"{path}: not an lstm_tweets checkpoint (no {CHECKPOINT_KEY} state or hyper_parameters); "
             "use checkpoints/best.ckpt from an lstm-tweets-train run"
         )
     hp = checkpoint["hyper_parameters"]
-    datamodule = TweetDataModule()
-    datamodule.load_state_dict(checkpoint[DATAMODULE_KEY])
-    net = LSTMClassifier.from_hparams(hp)
+    features = Features.from_checkpoint(checkpoint)
+    meaning = LabelMeaning.from_state(checkpoint[CHECKPOINT_KEY])
+    net = LSTMClassifier(
+        hp["vocab_size"],
+        hp["embedding_dim"],
+        hp["num_classes"],
+        hp["hidden_dim"],
+        hp["num_layers"],
+        hp["dropout"],
+        hp["bidirectional"],
+        hp["n_count_features"] if hp["concat_counts"] else 0,
+    )
     weights = {
         k.removeprefix("net."): v
         for k, v in checkpoint["state_dict"].items()
@@ -63,31 +75,19 @@ def load_predictor(checkpoint_path: str | Path) -> tuple[LSTMClassifier, TweetDa
         raise DataError(
             f"{path}: weights do not fit the model its hyper_parameters describe: {err}"
         ) from err
-    return net.eval(), datamodule
+    return net.eval(), features, meaning
 
 
 @torch.no_grad()
 def predict_proba(
     net: LSTMClassifier,
-    datamodule: TweetDataModule,
+    features: Features,
     texts: list[str],
     retweet_counts=None,
     favorite_counts=None,
 ) -> torch.Tensor:
-    ids, lengths, counts = datamodule.encode_texts(texts, retweet_counts, favorite_counts)
+    ids, lengths, counts = features.encode_texts(texts, retweet_counts, favorite_counts)
     return net(ids, lengths, counts).softmax(dim=1)
-
-
-def describe_target(datamodule: TweetDataModule) -> str:
-    """One line on what class 1 of an activity target means, with its train thresholds."""
-    thresholds = datamodule.thresholds or {}
-    by_slot = thresholds.get("by_slot", {})
-    span = f"{min(by_slot.values()):.3g}-{max(by_slot.values()):.3g}" if by_slot else "unknown"
-    return (
-        f"target {datamodule.target}: P(the {thresholds.get('column', '?')} over the "
-        f"{datamodule.interval} min after the tweet exceeds the train median of its half-hour "
-        f"slot; medians {span})"
-    )
 
 
 def read_texts(path: str) -> tuple[list[str], pd.DataFrame | None]:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             texts += file_texts
         if not texts:
             raise DataError("nothing to score: give --text and/or --file")
-        net, datamodule = load_predictor(args.checkpoint)
+        net, features, meaning = load_predictor(args.checkpoint)
         counts = {}
         if table is not None and not args.text:
             counts = {
@@ -131,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                 if c in table
             }
         probs = predict_proba(
-            net, datamodule, texts, counts.get("retweet_count"), counts.get("favorite_count")
+            net, features, texts, counts.get("retweet_count"), counts.get("favorite_count")
         )
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    target = datamodule.target
+    target = meaning.target
     result = pd.DataFrame({"text": texts, SCORE_COLUMN[target]: probs[:, 1].numpy().round(4)})
     if probs.shape[1] == 3:
         result["p_flat"] = probs[:, 2].numpy().round(4)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             result.to_csv(tmp, index=False)
     else:
         if target != "direction":
-            print(describe_target(datamodule))
+            print(meaning.describe())
         with pd.option_context("display.max_colwidth", 80, "display.width", 160):
             print(result.to_string(index=False))
     return 0

@@ -86,15 +86,18 @@ def train(cfg: DictConfig) -> dict:
 
     baseline = bool(cfg.model.get("baseline"))
     run = make_trainer(cfg, fit=not baseline)
-    datamodule = build(cfg.data, _convert_="all")
+    # A baseline needs no vocabulary, tensors or embedding (no word2vec training).
+    datamodule = build(cfg.data, _convert_="all", encode=not baseline)
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.save_reports(output_dir)
 
     if baseline:
-        from lstm_tweets.baselines import run_baseline
+        from lstm_tweets.baselines import Task, run_baseline
 
-        test_out, fit_info = run_baseline(cfg, datamodule)
+        test_out, fit_info = run_baseline(
+            cfg.model, Task.of(datamodule), cfg.optimized_metric, test=cfg.get("test", True)
+        )
     else:
         test_out, fit_info = fit_and_test(cfg, datamodule, run)
 

@@ -10,9 +10,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lstm_tweets.data import datamodule as datamodule_module
 from lstm_tweets.data import embeddings as embeddings_module
-from lstm_tweets.data.datamodule import BatchIndexSampler, TweetDataModule
+from lstm_tweets.data import labels as labels_module
+from lstm_tweets.data.batching import BatchIndexSampler
+from lstm_tweets.data.datamodule import TweetDataModule
 from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.text import Vocab
 from lstm_tweets.model import TweetLSTMModule
@@ -73,7 +74,7 @@ def test_a_word_seen_only_in_the_test_period_is_unknown(tmp_path):
     assert (test.ids[:, 2] == Vocab.UNK_ID).all()
     assert (test.ids[:, :2] > Vocab.UNK_ID).all()
     assert not (dm.datasets["train"].ids == Vocab.UNK_ID).any()
-    ids, lengths, _ = dm.encode_texts(["market zyzzyva"])
+    ids, lengths, _ = dm.features.encode_texts(["market zyzzyva"])
     assert ids[0, :2].tolist() == [dm.vocab.stoi["market"], Vocab.UNK_ID]
 
 
@@ -137,16 +138,16 @@ def test_count_statistics_come_from_train_only(tmp_path):
     raw = np.log1p(np.column_stack([retweets, favorites]).astype(float))
     train_rows = np.arange(int(n * 0.7))
     np.testing.assert_array_equal(dm.split.train, train_rows)
-    np.testing.assert_allclose(dm.count_mean, raw[train_rows].mean(axis=0))
-    np.testing.assert_allclose(dm.count_std, raw[train_rows].std(axis=0))
-    assert (np.abs(dm.count_mean - raw.mean(axis=0)) > 1).all()
-    assert (np.abs(dm.count_std - raw.std(axis=0)) > 1).all()
+    np.testing.assert_allclose(dm.features.counts.mean, raw[train_rows].mean(axis=0))
+    np.testing.assert_allclose(dm.features.counts.std, raw[train_rows].std(axis=0))
+    assert (np.abs(dm.features.counts.mean - raw.mean(axis=0)) > 1).all()
+    assert (np.abs(dm.features.counts.std - raw.std(axis=0)) > 1).all()
 
     train_counts = dm.datasets["train"].counts.double()
     np.testing.assert_allclose(train_counts.mean(0), [0, 0], atol=1e-5)
     np.testing.assert_allclose(train_counts.std(0, unbiased=False), [1, 1], atol=1e-5)
     assert (dm.datasets["test"].counts > 3).all()  # far out of the train distribution
-    _, _, counts = dm.encode_texts(["deal"], retweet_counts=[99], favorite_counts=[0])
+    _, _, counts = dm.features.encode_texts(["deal"], retweet_counts=[99], favorite_counts=[0])
     expected = (np.log1p([99.0, 0.0]) - raw[train_rows].mean(0)) / raw[train_rows].std(0)
     np.testing.assert_allclose(counts[0].numpy(), expected, rtol=1e-5)
 
@@ -165,15 +166,15 @@ def test_state_dict_round_trips_into_a_fresh_datamodule(tmp_path):
     )
     state = json.loads(json.dumps(dm.state_dict()))  # plain types only: a checkpoint can hold it
     fresh = TweetDataModule()
-    assert fresh.max_length != 7 and fresh.tokenizer != dm.tokenizer
+    assert fresh.features.max_length != 7 and fresh.features.tokenizer != dm.features.tokenizer
     fresh.load_state_dict(state)
-    assert fresh.vocab == dm.vocab and fresh.tokenizer == dm.tokenizer
+    assert fresh.vocab == dm.vocab and fresh.features.tokenizer == dm.features.tokenizer
     assert fresh.num_classes == dm.num_classes and fresh.interval == dm.interval
 
     new = ["Market jobs market http://t.co/abc", "zyzzyva", "deal " * 20, "", "Deal deal DEAL"]
     retweets, favorites = [0, 10, 10**6, 5, 3], [1, 0, 10**7, 5, 2]
-    before = dm.encode_texts(new, retweets, favorites)
-    after = fresh.encode_texts(new, retweets, favorites)
+    before = dm.features.encode_texts(new, retweets, favorites)
+    after = fresh.features.encode_texts(new, retweets, favorites)
     for a, b in zip(before, after, strict=True):
         assert a.dtype == b.dtype and torch.equal(a, b)
     ids, lengths, _ = after
@@ -280,8 +281,8 @@ def test_the_labeled_frame_is_cached(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the tweets file was read again")
 
-    monkeypatch.setattr(datamodule_module, "load_tweets", refuse)
-    monkeypatch.setattr(datamodule_module, "load_prices", refuse)
+    monkeypatch.setattr(labels_module, "load_tweets", refuse)
+    monkeypatch.setattr(labels_module, "load_prices", refuse)
     first.prepare_data()
     second = TweetDataModule(**options)
     second.prepare_data()

@@ -157,6 +157,42 @@ def test_dimension_mismatch_names_the_file(bin_file):
         build_embedding_matrix(itos, load_word_vectors(bin_file), dim=8)
 
 
+@pytest.mark.parametrize("fmt", ["bin", "text.gz", "glove"])
+def test_the_dimension_comes_from_the_file_when_not_given(tmp_path, kv, fmt, monkeypatch, caplog):
+    vectors = write_format(tmp_path, kv, fmt)
+    itos = ["<pad>", "<unk>", "the", "market"]
+    cache = tmp_path / "cache"
+    first, coverage = embedding_matrix("pretrained", itos, path=vectors, cache_dir=cache)
+    assert first.shape == (4, 4) and coverage["found"] == 2
+    # The key holds the resolved dimension: the same matrix with dim=4 given is the same entry.
+    given, _ = embedding_matrix("pretrained", itos, dim=4, path=vectors, cache_dir=cache)
+    np.testing.assert_array_equal(given, first)
+    assert len(cached_keys(cache)) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the vectors were loaded on a cache hit")
+
+    monkeypatch.setattr(emb, "load_word_vectors", refuse)
+    with caplog.at_level("INFO", logger="lstm_tweets.embeddings"):
+        second, _ = embedding_matrix("pretrained", itos, path=vectors, cache_dir=cache)
+    np.testing.assert_array_equal(second, first)
+    assert "cache hit" in caplog.text
+    # A dimension that is given must be the file's; the message names both.
+    with pytest.raises(DataError, match="embedding.dim=8 but .* has dimension 4"):
+        embedding_matrix("pretrained", itos, dim=8, path=vectors, cache_dir=cache)
+
+
+def test_embedding_options_have_one_set_of_defaults():
+    assert emb.resolve_dim("random", None, None) == emb.DEFAULT_DIM
+    assert emb.resolve_dim("word2vec", 16, None) == 16
+    options = emb.EmbeddingOptions.from_config({"kind": "word2vec", "dim": 8})
+    assert (options.window, options.min_count, options.epochs) == (5, 1, 10)
+    with pytest.raises(DataError, match="embedding.dims is not an embedding setting"):
+        emb.EmbeddingOptions.from_config({"kind": "random", "dims": 8})
+    with pytest.raises(DataError, match="glove"):
+        emb.EmbeddingOptions.from_config({"kind": "glove"})
+
+
 def test_bad_kind_and_missing_arguments():
     itos = ["<pad>", "<unk>", "a"]
     with pytest.raises(DataError, match="glove"):

@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -32,7 +33,7 @@ def module_scores(cfg, checkpoint: Path, texts, retweets=None, favorites=None) -
     module = TweetLSTMModule.load_from_checkpoint(
         checkpoint, map_location="cpu", weights_only=False
     ).eval()
-    ids, lengths, counts = datamodule.encode_texts(texts, retweets, favorites)
+    ids, lengths, counts = datamodule.features.encode_texts(texts, retweets, favorites)
     with torch.no_grad():
         return module({"ids": ids, "lengths": lengths, "counts": counts}).softmax(dim=1)[:, 1]
 
@@ -120,13 +121,13 @@ def test_command_line_scores_a_csv_with_counts_into_a_file(command_lines, tiny_r
 def test_in_process_predictor_matches_the_module(name, tiny_run):
     cfg, output_dir, _ = tiny_run
     checkpoint = output_dir / "checkpoints" / name
-    net, datamodule = load_predictor(checkpoint)
+    net, features, _ = load_predictor(checkpoint)
     texts = CSV_ROWS["text"].tolist()
     retweets, favorites = (
         CSV_ROWS["retweet_count"].to_numpy(),
         CSV_ROWS["favorite_count"].to_numpy(),
     )
-    probs = predict_proba(net, datamodule, texts, retweets, favorites)
+    probs = predict_proba(net, features, texts, retweets, favorites)
     assert probs.shape == (len(texts), 2)
     torch.testing.assert_close(probs.sum(dim=1), torch.ones(len(texts)))
     expected = module_scores(cfg, checkpoint, texts, retweets, favorites)
@@ -135,10 +136,10 @@ def test_in_process_predictor_matches_the_module(name, tiny_run):
 
 def test_empty_text_is_scored_as_one_unknown_token(tiny_run):
     _, output_dir, _ = tiny_run
-    net, datamodule = load_predictor(output_dir / "checkpoints" / "best.ckpt")
-    ids, lengths, _ = datamodule.encode_texts(["", "qqqzzx"])
+    net, features, _ = load_predictor(output_dir / "checkpoints" / "best.ckpt")
+    ids, lengths, _ = features.encode_texts(["", "qqqzzx"])
     assert lengths.tolist() == [1, 1] and ids[:, 0].tolist() == [1, 1]  # <unk> is id 1
-    empty, unknown, known = predict_proba(net, datamodule, ["", "qqqzzx", "tariffs disaster"])
+    empty, unknown, known = predict_proba(net, features, ["", "qqqzzx", "tariffs disaster"])
     torch.testing.assert_close(empty, unknown, rtol=0, atol=1e-6)
     assert not torch.allclose(empty, known)
 
@@ -172,3 +173,97 @@ def test_missing_checkpoint_and_nothing_to_score_exit_2(tiny_run, tmp_path, caps
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["--checkpoint", str(output_dir / "checkpoints" / "best.ckpt")]) == 2
     assert "nothing to score" in capsys.readouterr().err
+
+
+# ---- checkpoints in the layout written before the data stages were split ----------------------
+# The datamodule's state as checkpoints have stored it under "TweetDataModule" (these exact keys;
+# checkpoints from before the activity targets lack window_start, target and thresholds).
+OLD_STATE = {
+    "vocab": {
+        "itos": ["<pad>", "<unk>", "deal", "tariffs", "jobs", "<url>"],
+        "counts": [0, 3, 9, 7, 5, 2],
+    },
+    "tokenizer": {"lowercase": True, "replace_urls": True, "replace_mentions": True},
+    "max_length": 5,
+    "count_mean": [2.0, 3.0],
+    "count_std": [0.5, 2.0],
+    "num_classes": 2,
+    "interval": 15,
+    "window_start": "after_tweet",
+    "ties": "drop",
+    "target": "direction",
+    "thresholds": None,
+}
+OLD_HPARAMS = {
+    "vocab_size": 6,
+    "embedding_dim": 4,
+    "num_classes": 2,
+    "hidden_dim": 3,
+    "num_layers": 1,
+    "dropout": 0.5,
+    "bidirectional": False,
+    "concat_counts": True,
+    "n_count_features": 2,
+    "trainable_embedding": True,
+    "lr": 0.0003,
+    "class_counts": [5, 7],
+    "balance_classes": False,
+    "optimizer": None,
+    "scheduler": None,
+    "name": "lstm",
+}
+
+
+@pytest.mark.parametrize("era", ["with targets", "before targets"])
+def test_a_checkpoint_in_the_old_layout_still_scores(era, tmp_path, capsys):
+    from lstm_tweets.data.datamodule import TweetDataModule
+    from lstm_tweets.data.features import CHECKPOINT_KEY
+    from lstm_tweets.model import LSTMClassifier
+
+    assert TweetDataModule.__qualname__ == CHECKPOINT_KEY  # where Lightning stores its state
+    state = dict(OLD_STATE)
+    if era == "before targets":
+        for key in ("window_start", "target", "thresholds"):
+            del state[key]
+    torch.manual_seed(0)
+    net = LSTMClassifier(6, 4, 2, 3, 1, 0.5, False, 2).eval()
+    path = tmp_path / "old.ckpt"
+    torch.save(
+        {
+            "epoch": 3,
+            "global_step": 40,
+            "pytorch-lightning_version": "2.5.0",
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "loops": {},
+            "callbacks": {},
+            "optimizer_states": [],
+            "lr_schedulers": [],
+            "hparams_name": "kwargs",
+            "hyper_parameters": OLD_HPARAMS,
+            CHECKPOINT_KEY: state,
+        },
+        path,
+    )
+    loaded, features, meaning = load_predictor(path)
+    assert (meaning.target, meaning.interval, meaning.window_start) == (
+        "direction",
+        15,
+        "after_tweet",
+    )
+    assert meaning.thresholds is None and meaning.num_classes == 2
+    ids, lengths, counts = features.encode_texts(
+        ["Deal jobs http://x.co zzz more words"], [99], [0]
+    )
+    assert ids.tolist() == [[2, 4, 5, 1, 1]] and lengths.tolist() == [5]
+    expected_counts = (np.log1p([99.0, 0.0]) - [2.0, 3.0]) / [0.5, 2.0]
+    np.testing.assert_allclose(counts[0].numpy(), expected_counts, rtol=1e-6)
+    with torch.no_grad():
+        expected = net(ids, lengths, counts).softmax(dim=1)
+    probs = predict_proba(loaded, features, ["Deal jobs http://x.co zzz more words"], [99], [0])
+    torch.testing.assert_close(probs, expected)
+    # The datamodule restores it too (Lightning does so on resume) and writes it back unchanged.
+    datamodule = TweetDataModule()
+    datamodule.load_state_dict(state)
+    assert datamodule.state_dict() == {**OLD_STATE, **state}
+    assert main(["--checkpoint", str(path), "--text", "deal"]) == 0
+    assert "p_up" in capsys.readouterr().out

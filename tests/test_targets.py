@@ -238,9 +238,9 @@ def test_an_abs_move_checkpoint_scores_p_large_move(abs_move_runs, capsys):
     _, output_dir, metrics = abs_move_runs["lstm"]
     assert metrics["target"] == "abs_move" and metrics["model"] == "lstm"
     checkpoint = output_dir / "checkpoints" / "best.ckpt"
-    _, datamodule = load_predictor(checkpoint)
-    assert datamodule.target == "abs_move"
-    assert datamodule.thresholds == metrics["data_report"]["target_thresholds"]
+    _, _, meaning = load_predictor(checkpoint)
+    assert meaning.target == "abs_move"
+    assert meaning.thresholds == metrics["data_report"]["target_thresholds"]
     assert main(["--checkpoint", str(checkpoint), "--text", "Powell and the Fed, rates!"]) == 0
     printed = capsys.readouterr().out
     assert "target abs_move" in printed

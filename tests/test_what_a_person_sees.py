@@ -173,9 +173,9 @@ def test_the_config_check_refuses_test_metrics(compose_train, tmp_path):
 
 def test_allowed_values_are_the_codes_own():
     from lstm_tweets.baselines import BASELINES
-    from lstm_tweets.data.datamodule import SOURCES
     from lstm_tweets.data.embeddings import KINDS
     from lstm_tweets.data.labels import TIES, WINDOW_STARTS
+    from lstm_tweets.data.sources import SOURCES
     from lstm_tweets.data.split import SPLITS
 
     assert set(CHOICES["data.source"]) == set(SOURCES)

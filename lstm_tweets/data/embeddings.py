@@ -2,7 +2,9 @@
 
 Three kinds (`embedding=`): `word2vec` trains gensim Word2Vec on the training tweets, `pretrained`
 reads a word2vec binary/text or GloVe text file, `random` draws every row. Matrices are cached per
-(kind, vocab, file or corpus, options) so a rerun never touches a multi-GB vectors file again.
+(kind, vocab, file or corpus, options, dimension) so a rerun never loads a multi-GB vectors file
+again. `pretrained` takes its dimension from the file when `embedding.dim` is unset (null): only
+the file's first line is read for it; a dimension that is given must match the file's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import math
 import zlib
 from collections import Counter
+from dataclasses import dataclass, fields
 from itertools import chain
 from pathlib import Path
 
@@ -35,7 +38,55 @@ ACCEPTED = (
 # gensim's own .model/.kv files are pickles, and unpickling can run arbitrary code.
 PICKLE_SUFFIXES = {".model", ".kv", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".pt", ".pth"}
 CACHE_VERSION = 1
+DEFAULT_DIM = 100  # word2vec and random without embedding.dim (conf/embedding/*.yaml say the same)
 SNIFF_BYTES = 1 << 20  # enough for the header and the first vector line of any common file
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """The `embedding` config group (conf/embedding/<kind>.yaml), as the datamodule receives it.
+    `dim=None`: the vectors file's dimension for `pretrained`, DEFAULT_DIM otherwise. `trainable`
+    is the model's (train.py reads it from the same group)."""
+
+    kind: str = "random"
+    dim: int | None = None
+    path: str | None = None
+    limit: int | None = None
+    window: int = 5
+    min_count: int = 1
+    epochs: int = 10
+    trainable: bool = True
+
+    @classmethod
+    def from_config(cls, node: dict | None) -> EmbeddingOptions:
+        node = dict(node or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(node) - known)
+        if unknown:
+            raise DataError(
+                f"embedding.{unknown[0]} is not an embedding setting; expected {', '.join(known)}"
+            )
+        if node.get("kind") not in (None, *KINDS):
+            raise DataError(
+                f"embedding={node['kind']!r} is unknown; expected one of {', '.join(KINDS)}"
+            )
+        return cls(**node)
+
+
+def resolve_dim(kind: str, dim: int | None, path: str | Path | None) -> int:
+    """The matrix's dimension: `dim` as given (for `pretrained`, checked against the file), or
+    for `pretrained` without one the file's, read from its first line."""
+    if kind != "pretrained":
+        return DEFAULT_DIM if dim is None else int(dim)
+    if path is None:
+        raise DataError(f"embedding=pretrained needs embedding.path: {ACCEPTED}")
+    _, _, file_dim = _sniff(Path(path).expanduser())
+    if dim is not None and int(dim) != file_dim:
+        raise DataError(
+            f"embedding.dim={dim} but {path} has dimension {file_dim}: set embedding.dim="
+            f"{file_dim}, or leave it unset (null) to use the file's"
+        )
+    return file_dim
 
 
 def _is_vector_line(line: bytes, dim: int) -> bool:
@@ -240,7 +291,7 @@ def embedding_matrix(
     kind: str,
     itos: list[str],
     *,
-    dim: int,
+    dim: int | None = None,
     seed: int = 0,
     cache_dir: str | Path | None = None,
     path: str | Path | None = None,
@@ -254,13 +305,16 @@ def embedding_matrix(
     """The float32 (len(itos), dim) matrix for `embedding=kind`, and its coverage dict.
 
     With `cache_dir`, the result is kept in `<cache_dir>/embeddings/<key>.npy` (+ `.json`). The key
-    covers everything the matrix depends on; for `pretrained` that is the file's path, size and
-    mtime, so a hit only stats the file and never reads it.
+    covers everything the matrix depends on, the resolved dimension included; for `pretrained`
+    that is the file's path, size and mtime, so a hit only stats the file and never loads it
+    (with `dim=None` the file's first line is read for its dimension).
     """
     if kind not in KINDS:
         raise DataError(f"embedding={kind!r} is unknown; expected one of {', '.join(KINDS)}")
-    if dim < 1:
+    if dim is not None and dim < 1:
         raise DataError(f"embedding.dim must be positive, got {dim}")
+    if dim is None:
+        dim = resolve_dim(kind, dim, path)
     key: dict = {"version": CACHE_VERSION, "kind": kind, "itos": _digest(list(itos))}
     key.update(dim=dim, seed=seed)
     if kind == "pretrained":
@@ -293,9 +347,7 @@ def embedding_matrix(
         logger.info("embedding cache miss %s: building %s matrix", npy, kind)
 
     if kind == "pretrained":
-        _, _, file_dim = _sniff(path)  # fail before a multi-GB load, not after
-        if file_dim != dim:
-            raise DataError(f"embedding.dim={dim} but {path} has dimension {file_dim}")
+        resolve_dim(kind, dim, path)  # a mismatch fails before a multi-GB load, not after
         vectors = load_word_vectors(path, limit=limit)
     elif kind == "word2vec":
         vectors = train_word2vec(train_tokens, dim, seed, window, min_count, epochs)

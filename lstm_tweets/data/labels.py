@@ -30,14 +30,16 @@ Beside the label, per tweet (the activity targets of `targets.py` and the event 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lstm_tweets.data.errors import DataError
 from lstm_tweets.data.grid import VOLUME_REASONS, session_grid, volume_ratio
-from lstm_tweets.data.prices import PriceBars
+from lstm_tweets.data.prices import PriceBars, load_prices
 from lstm_tweets.data.report import DataReport
+from lstm_tweets.data.tweets import load_tweets
 
 TIES = ("drop", "down", "class")
 WINDOW_STARTS = ("after_tweet", "before_tweet")
@@ -217,6 +219,38 @@ def label_tweets(
     for name in VOLUME_REASONS:  # labeled all the same: only volume_ratio is NaN
         report.add(name, int((labeled["volume_reason"] == name).sum()))
     return labeled
+
+
+def label_files(
+    tweets_path: str | Path,
+    prices_path: str | Path,
+    interval: int,
+    *,
+    ties: str = "drop",
+    dead_band_bps: float = 0.0,
+    include_retweets: bool = False,
+    window_start: str = "after_tweet",
+    prices_timezone: str = "America/New_York",
+    timestamp_column: str | None = None,
+    bar_minutes: float | None = None,
+    report: DataReport | None = None,
+) -> pd.DataFrame:
+    """A tweets file and a price bars file -> the labeled tweets (`label_tweets`), counting every
+    tweet read and dropped in `report`. The one path from files to labels: the datamodule and
+    `lstm-tweets-label` both take it."""
+    report = report if report is not None else DataReport()
+    tweets = load_tweets(tweets_path, report)
+    prices = load_prices(prices_path, timestamp_column, prices_timezone, bar_minutes)
+    return label_tweets(
+        tweets,
+        prices,
+        interval,
+        ties,
+        dead_band_bps,
+        include_retweets,
+        report,
+        window_start=window_start,
+    )
 
 
 def window_volume_ratio(

@@ -44,6 +44,29 @@ class Split:
         return out
 
 
+@dataclass(frozen=True)
+class SplitOptions:
+    """data.split, data.split_fractions and the walk-forward fold (data.folds, data.fold,
+    data.fold_period)."""
+
+    split: str = "chronological"
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    folds: int = 4
+    fold: int = 0
+    fold_period: str | None = None
+
+    def apply(self, frame: pd.DataFrame, seed: int = 0) -> Split:
+        return split_samples(
+            frame,
+            self.split,
+            tuple(self.split_fractions),
+            seed,
+            self.folds,
+            self.fold,
+            self.fold_period,
+        )
+
+
 def split_samples(
     frame: pd.DataFrame,
     method: str = "chronological",

@@ -15,6 +15,8 @@ go into the data report and the checkpoint, so that a prediction says what 1 mea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -38,6 +40,63 @@ def check_target(target: str) -> str:
     if target not in TARGETS:
         raise DataError(f"data.target={target!r}; expected one of {TARGETS}")
     return target
+
+
+@dataclass
+class LabelMeaning:
+    """What a class means: the target, its interval and window rule, the ties policy, the number
+    of classes and an activity target's train-fitted thresholds. It travels in the checkpoint
+    beside the features (the same flat keys since the first checkpoints; `from_state` fills in
+    the keys that older checkpoints lack)."""
+
+    target: str = "direction"
+    interval: int = 5
+    window_start: str = "after_tweet"
+    ties: str = "drop"
+    num_classes: int = 2
+    thresholds: dict | None = None
+
+    @staticmethod
+    def classes(target: str, ties: str) -> int:
+        # Ties (and the dead band) concern the direction only: for an activity target a tweet
+        # without a price change is a small move, kept (ties="down" keeps every tweet).
+        return 3 if ties == "class" and target == "direction" else 2
+
+    @property
+    def class_names(self) -> list[str]:
+        return CLASS_NAMES[self.target][: self.num_classes]
+
+    def state_dict(self) -> dict:
+        return {
+            "num_classes": self.num_classes,
+            "interval": self.interval,
+            "window_start": self.window_start,
+            "ties": self.ties,
+            "target": self.target,
+            "thresholds": self.thresholds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> LabelMeaning:
+        return cls(
+            target=state.get("target", "direction"),  # checkpoints from before targets
+            interval=int(state["interval"]),
+            window_start=state.get("window_start", "after_tweet"),
+            ties=state["ties"],
+            num_classes=int(state["num_classes"]),
+            thresholds=state.get("thresholds"),
+        )
+
+    def describe(self) -> str:
+        """One line on what class 1 of an activity target means, with its train thresholds."""
+        thresholds = self.thresholds or {}
+        by_slot = thresholds.get("by_slot", {})
+        span = f"{min(by_slot.values()):.3g}-{max(by_slot.values()):.3g}" if by_slot else "unknown"
+        return (
+            f"target {self.target}: P(the {thresholds.get('column', '?')} over the "
+            f"{self.interval} min after the tweet exceeds the train median of its half-hour "
+            f"slot; medians {span})"
+        )
 
 
 def half_hour_slot(created_at) -> np.ndarray:
