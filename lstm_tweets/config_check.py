@@ -20,7 +20,7 @@ from lstm_tweets import objectives
 from lstm_tweets.data.errors import DataError
 
 # Allowed values (the modules that use them hold the same tuples; tests keep them equal):
-# data.datamodule.SOURCES, data.labels.WINDOW_STARTS and TIES, data.split.SPLITS,
+# data.sources.SOURCES, data.labels.WINDOW_STARTS and TIES, data.split.SPLITS,
 # data.embeddings.KINDS, baselines.BASELINES.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.source": ("synthetic", "archive", "prelabeled"),
@@ -237,10 +237,11 @@ class Checks:
 
     def embedding(self) -> None:
         self.choice("embedding.kind")
-        self.whole("embedding.dim", 1)
+        kind = self.get("embedding.kind")
+        # pretrained: null takes the vectors file's dimension
+        self.whole("embedding.dim", 1, null=kind == "pretrained")
         self.whole("embedding.limit", 1, null=True)
         self.boolean("embedding.trainable")
-        kind = self.get("embedding.kind")
         if kind == "word2vec":
             for key in ("embedding.window", "embedding.min_count", "embedding.epochs"):
                 self.whole(key, 1)
@@ -248,7 +249,7 @@ class Checks:
             return
         path = self.file("embedding.path", "embedding=pretrained", "a word vectors file")
         dim = self.get("embedding.dim")
-        if path is None or "embedding.dim" in self.flagged or not is_whole(dim):
+        if path is None or "embedding.dim" in self.flagged:
             return
         from lstm_tweets.data.embeddings import _sniff
 
@@ -257,11 +258,11 @@ class Checks:
         except DataError as err:
             self.fail("embedding.path", f"embedding.path: {err}")
             return
-        if file_dim != dim:
+        if dim is not None and file_dim != dim:
             self.fail(
                 "embedding.dim",
                 f"embedding.dim={dim} but embedding.path={path} holds {file_dim}-dimensional "
-                f"vectors: set embedding.dim={file_dim}",
+                f"vectors: set embedding.dim={file_dim}, or leave it unset to use the file's",
             )
 
     def model(self) -> None:
