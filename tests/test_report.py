@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lstm_tweets import report, studies
-from lstm_tweets import stats
+from lstm_tweets import report, stats, studies
 
 # Two short epochs of a few batches: enough for curves, a best epoch and paired predictions.
 TINY = [
@@ -413,7 +412,9 @@ def test_walk_forward_folds_pool_their_tweets_per_model():
     # Fold 0's majority (down) is right on its 30 down tweets, fold 1's (up) on its 15 up tweets.
     assert pooled.loc["lstm", "majority"] == pytest.approx((30 + 15) / 60)
     assert pooled.loc["lstm", "ci_low"] <= 35 / 60 <= pooled.loc["lstm", "ci_high"]
-    assert pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles, "data.fold") is None
+    assert (
+        pooled_over_folds(Design({"model": ["lstm"]}, ["1"], "x"), ensembles, "data.fold") is None
+    )
 
 
 def test_a_model_fixed_differently_in_pooled_sweeps_becomes_an_axis():
