@@ -53,19 +53,6 @@ def sweeper_setting(key: str) -> Any:
         return None
 
 
-def make_pruner(cfg: Any):
-    """The sweep's pruner, built from its config (hydra.sweeper.pruner); NopPruner if none."""
-    import optuna
-    from hydra.utils import execution_whitelist, instantiate
-
-    from lstm_tweets.sweeper import PRUNER_TARGETS
-
-    if not cfg:
-        return optuna.pruners.NopPruner()
-    with execution_whitelist(PRUNER_TARGETS):
-        return instantiate(cfg)
-
-
 def callback_for(cfg: DictConfig) -> OptunaPruning | None:
     """The pruning callback for a trial's run (None outside a sweep, or with several objectives:
     Optuna keeps intermediate values and prunes for one objective only)."""
@@ -91,7 +78,7 @@ class OptunaPruning(pl.Callback):
         if self._trial is None:
             import optuna
 
-            from lstm_tweets.sweeper import open_storage
+            from lstm_tweets.sweeper import make_pruner, open_storage
 
             storage = open_storage(self.storage_url, heartbeat_interval=None, grace_period=None)
             study = optuna.load_study(

@@ -22,6 +22,8 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from lstm_tweets.sweeper import quoted
+
 log = logging.getLogger(__name__)
 
 SINGLE_OBJECTIVE_PLOTS = (
@@ -105,7 +107,7 @@ def override_value(value: Any) -> str:
         return repr(value)
     text = str(value)
     plain = text and all(c.isalnum() or c in "._-/" for c in text) and text not in ("true", "false")
-    return text if plain else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text if plain else quoted(text)
 
 
 def app_command() -> str:

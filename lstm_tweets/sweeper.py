@@ -157,6 +157,15 @@ class SweepFailed(RuntimeError):
     pass
 
 
+def make_pruner(cfg: Any) -> optuna.pruners.BasePruner:
+    """The sweep's pruner from its config (hydra.sweeper.pruner), only from `optuna.pruners`;
+    NopPruner if none. The sweeper and each trial's job (lstm_tweets/pruning.py) build it here."""
+    if not cfg:
+        return optuna.pruners.NopPruner()
+    with execution_whitelist(PRUNER_TARGETS):
+        return instantiate(cfg)
+
+
 def safe_url(url: str) -> str:
     """The storage URL with any password masked, for messages."""
     try:
@@ -841,8 +850,7 @@ class ResumableOptunaSweeper(Sweeper):
     ) -> None:
         with execution_whitelist(SAMPLER_TARGETS):
             sampler = instantiate(sampler)
-        with execution_whitelist(PRUNER_TARGETS):
-            pruner = instantiate(pruner) if pruner else None
+        pruner = make_pruner(pruner)
         self.sweeper = ResumableOptunaSweeperImpl(
             sampler,
             direction,

@@ -434,7 +434,7 @@ def test_tolerated_failures_are_replaced(sphere, tmp_path):
 def test_every_pruner_option_builds(option, kind):
     from hydra import compose, initialize_config_dir
 
-    from lstm_tweets.pruning import make_pruner
+    from lstm_tweets.sweeper import make_pruner
 
     conf = Path(__file__).resolve().parents[1] / "lstm_tweets" / "conf"
     with initialize_config_dir(config_dir=str(conf)):
