@@ -134,3 +134,50 @@ def test_trainable_embedding_moves():
     before, module = one_training_step(trainable=True)
     assert module.net.embedding.weight.requires_grad is True
     assert not torch.allclose(module.net.embedding.weight.detach(), before)
+
+
+def test_epoch_metrics_and_loss_equal_a_direct_pass_over_the_split():
+    """The module collects each step's scores and losses and computes the epoch's metrics once:
+    val/loss must be the mean cross-entropy over every validation sample (batches of unequal size
+    weighted by their size) and val/acc the plain accuracy, as a direct pass computes them."""
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(0)
+    samples = []
+    for i in range(70):  # batches of 32, 32 and 6: a plain mean of batch means would differ
+        length = int(torch.randint(1, 7, (1,), generator=generator))
+        ids = torch.randint(1, VOCAB, (6,), generator=generator)
+        ids[length:] = 0
+        label = int(ids[0] % 2)
+        samples.append({"ids": ids, "lengths": torch.tensor(length), "label": torch.tensor(label)})
+
+    def collate(rows):
+        return {key: torch.stack([r[key] for r in rows]) for key in rows[0]}
+
+    loader = DataLoader(samples, batch_size=32, collate_fn=collate)
+    torch.manual_seed(0)
+    module = TweetLSTMModule(VOCAB, DIM, hidden_dim=HIDDEN, dropout=0.0, lr=1e-2)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    module.eval()
+    with torch.no_grad():
+        batch = collate(samples)
+        logits = module(batch)
+    expected_loss = F.cross_entropy(logits, batch["label"])
+    expected_acc = (logits.argmax(1) == batch["label"]).float().mean()
+    metrics = trainer.callback_metrics
+    torch.testing.assert_close(metrics["val/loss"], expected_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(metrics["val/acc"], expected_acc)
+    share = max(batch["label"].float().mean(), 1 - batch["label"].float().mean())
+    torch.testing.assert_close(metrics["val/acc_lift"], expected_acc - share)
+    # The training loss is logged per epoch and, on the logging steps, per step.
+    assert {"train/loss_epoch", "train/loss_step", "train/acc"} <= set(metrics)
