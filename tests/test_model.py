@@ -146,7 +146,7 @@ def test_epoch_metrics_and_loss_equal_a_direct_pass_over_the_split():
 
     generator = torch.Generator().manual_seed(0)
     samples = []
-    for i in range(70):  # batches of 32, 32 and 6: a plain mean of batch means would differ
+    for _ in range(70):  # batches of 32, 32 and 6: a plain mean of batch means would differ
         length = int(torch.randint(1, 7, (1,), generator=generator))
         ids = torch.randint(1, VOCAB, (6,), generator=generator)
         ids[length:] = 0
