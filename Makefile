@@ -15,9 +15,13 @@ PORT ?= 6006
 OUT ?= outputs/reports
 TRAIN := $(BIN)/lstm-tweets-train
 STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
+# WORKERS=N > 1: a study runs N jobs at a time (Hydra's joblib launcher), cores/N torch threads each.
+# Results do not depend on it (thread counts change float rounding, ~1e-7 in a probability).
+WORKER_THREADS = $(shell n=$$(( $$(nproc) / $(WORKERS) )); [ $$n -ge 1 ] || n=1; echo $$n)
+PARALLEL = $(if $(filter 1,$(WORKERS)),,hydra/launcher=joblib hydra.launcher.n_jobs=$(WORKERS) threads=$(WORKER_THREADS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast test-slow lint format bench comparison ablation sweep report event-study tensorboard optuna-dashboard clean
+.PHONY: help install train test test-fast test-slow lint format bench bench-study comparison ablation sweep report event-study tensorboard optuna-dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -53,11 +57,11 @@ format: $(STAMP) ## ruff autofix + format
 	$(BIN)/ruff format .
 
 comparison: $(STAMP) ## study: test accuracy vs interval (5-50 min) x seeds, then its report
-	$(TRAIN) -m experiment=comparison $(STUDY_ARGS) $(ARGS)
+	$(TRAIN) -m experiment=comparison $(STUDY_ARGS) $(PARALLEL) $(ARGS)
 	$(BIN)/lstm-tweets-report comparison --all
 
 ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, then its report
-	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(ARGS)
+	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(PARALLEL) $(ARGS)
 	$(BIN)/lstm-tweets-report ablation --all
 
 sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N processes on one storage, cores/N threads each
@@ -91,6 +95,11 @@ bench: $(STAMP) ## benchmarks; figures go to outputs/bench/*.json and docs/bench
 	$(PYTHON) benchmarks/bench_embeddings.py
 	$(PYTHON) benchmarks/bench_training.py
 	$(PYTHON) benchmarks/bench_sweep_workers.py
+	$(PYTHON) benchmarks/bench_study.py
+	$(PYTHON) benchmarks/write_results.py
+
+bench-study: $(STAMP) ## the real comparison study (LSTM, 7 intervals x SEEDS=5 seeds, WORKERS=cores) against its plain-loop floor (needs ../shared/data)
+	$(PYTHON) benchmarks/bench_study.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter command line environment,$(origin WORKERS)),--workers $(WORKERS))
 	$(PYTHON) benchmarks/write_results.py
 
 clean: ## remove caches (keeps .venv and outputs/)

@@ -107,6 +107,41 @@ def main() -> None:
             f"| machine quiet (load average < 0.5 before each run) | {workers['quiet']} |",
             "",
         ]
+    study = load("study")
+    if study:
+        settings = study["settings"]
+        lines += [
+            "## A study against its floor (`make bench-study SEEDS=n`, `benchmarks/bench_study.py`)",
+            "",
+            f"The real comparison study's LSTM runs ({len(settings['intervals'])} intervals x "
+            f"{settings['seeds']} seeds = {study['runs']} runs, {settings['epochs_per_run']} epochs each, "
+            f"{settings['train_tweets_per_run'][0]:,}-{settings['train_tweets_per_run'][-1]:,} training "
+            f"tweets) as a user runs them: one Hydra multirun, {settings['workers']} jobs at a time "
+            f"through the joblib launcher (`WORKERS={settings['workers']}`), "
+            f"{settings['torch_threads_per_worker']} torch thread(s) each, with everything a run does "
+            "(process start, imports, data from the caches, validation every epoch, checkpoints, "
+            "test once, statistics, TensorBoard, files). The floor: the same networks with the same "
+            "initial weights, on the same batches, for the same epochs, validation after each epoch "
+            f"and one test pass, in a plain PyTorch loop, serially, in one process with all "
+            f"{settings['floor_torch_threads']} cores; its data prepared before it is timed.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| study wall time ({study['runs']} runs) | {study['study_wall_s']:.0f} s |",
+            f"| plain-loop floor | {study['plain_loop_wall_s']:.0f} s |",
+            f"| ratio study / floor | {study['ratio']:.2f} (goal <= 0.9 with 7 x 2 runs; 0.6 stretch) |",
+            f"| load average before the study | {settings['load_average_before_study']} |",
+            "",
+        ]
+    for name in ("study_seeds5",):
+        full = load(name)
+        if full:
+            lines += [
+                f"The full study ({full['runs']} runs, SEEDS={full['settings']['seeds']}): "
+                f"{full['study_wall_s']:.0f} s against a floor of {full['plain_loop_wall_s']:.0f} s "
+                f"(ratio {full['ratio']:.2f}).",
+                "",
+            ]
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
