@@ -19,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -640,6 +642,41 @@ def test_submitit_local_multirun_writes_each_jobs_metrics(sweeps, tmp_path):
     runs = [json.loads(p.read_text()) for p in job_dirs_with_metrics(tmp_path / "submitit")]
     assert sorted(r["interval"] for r in runs) == [5, 10]
     assert len(list((tmp_path / "submitit" / ".submitit").rglob("*_result.pkl"))) == 2
+
+
+def test_joblib_launcher_runs_jobs_side_by_side_with_the_same_results(sweeps, tmp_path):
+    """`make comparison WORKERS=2`: two jobs at a time through Hydra's joblib launcher, one torch
+    thread each. A study's numbers must not depend on it: the same jobs run one after the other
+    (the basic launcher) give the same test predictions (thread counts only change float
+    rounding)."""
+    grid = ["data.interval=5,10", "trainer.max_epochs=1", "++trainer.limit_test_batches=3"]
+    code, out = sweeps.run(
+        "joblib",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "threads=1",
+        *grid,
+        base=SUBMITIT_TINY,
+        timeout=300,
+    )
+    assert code == 0, out[-4000:]
+    assert "Multirun done: 2 jobs, 2 finished, 0 failed" in out, out[-4000:]
+    code, out = sweeps.run("serial", *grid, base=SUBMITIT_TINY, timeout=300)
+    assert code == 0, out[-4000:]
+
+    def predictions(name: str) -> dict[int, pd.DataFrame]:
+        return {
+            json.loads(p.read_text())["interval"]: pd.read_csv(p.parent / "predictions_test.csv")
+            for p in job_dirs_with_metrics(tmp_path / name)
+        }
+
+    side_by_side, serial = predictions("joblib"), predictions("serial")
+    assert sorted(side_by_side) == sorted(serial) == [5, 10]
+    for interval, frame in serial.items():
+        other = side_by_side[interval]
+        assert len(frame) > 0 and (frame["id"] == other["id"]).all()
+        assert (frame["predicted"] == other["predicted"]).all()
+        assert np.allclose(frame["prob_1"], other["prob_1"], atol=1e-5)
 
 
 def test_sweep_with_pruning_through_submitit_local(sweeps, tmp_path):
