@@ -180,12 +180,6 @@ class TweetLSTMModule(pl.LightningModule):
         self.test_outputs: list[dict] = []
         self.seen: dict[str, list] = {"train": [], "val": [], "test": []}
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # On the CPU the batch is already where it goes: skip Lightning's walk over its tensors.
-        if device.type == "cpu":
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def forward(self, batch: dict) -> torch.Tensor:
         return self.net(batch["ids"], batch["lengths"], batch.get("counts"))
 
