@@ -193,3 +193,34 @@ def test_every_embedding_option_builds_its_matrix(option, compose_train, inputs,
 def test_a_typo_fails_at_compose(override, mentions, compose_train, tmp_path):
     with pytest.raises(ConfigCompositionException, match=mentions):
         compose_train(tmp_path, override)
+
+
+def test_each_data_source_holds_only_its_own_keys(compose_train, tmp_path):
+    keys = {
+        option: set(compose_train(tmp_path, f"data={option}").data)
+        for option in ("synthetic", "archive", "prelabeled", "trump_spy5")
+    }
+    shared = keys["synthetic"] & keys["archive"] & keys["prelabeled"]
+    assert {"interval", "max_length", "batch_size", "embedding"} <= shared
+    assert keys["synthetic"] - shared == {"synthetic_seed", "include_retweets"}
+    assert "synthetic_seed" not in keys["archive"] and "tweets_path" not in keys["synthetic"]
+    assert keys["prelabeled"] - shared == {"path"}
+    assert keys["trump_spy5"] == keys["archive"]
+
+
+def test_pretrained_vectors_need_no_dim(compose_train, inputs, tmp_path):
+    from lstm_tweets.config_check import check_config
+
+    # (QUIET_RUN gives every test embedding.dim=16: unset here, as the pretrained option has it)
+    cfg = compose_train(
+        tmp_path,
+        "embedding=pretrained",
+        f"embedding.path={inputs['vectors']}",
+        "embedding.dim=null",
+    )
+    assert cfg.embedding.dim is None
+    check_config(cfg)
+    datamodule = build(cfg.data, _convert_="all")
+    datamodule.setup("fit")
+    assert datamodule.embedding_matrix.shape == (len(datamodule.vocab.itos), 8)
+    assert datamodule.coverage["found"] == len(POSITIVE_WORDS)
