@@ -122,6 +122,40 @@ def plain_loop(run: dict, epochs: int) -> float:
     return time.perf_counter() - started
 
 
+def parallel_floor_worker(keys, epochs, threads, barrier, results) -> None:
+    torch.set_num_threads(threads)
+    prepared = [(prepared_run(*key), n) for key, n in zip(keys, epochs, strict=True)]
+    barrier.wait()  # every worker has its data: start the clocks together
+    started = time.perf_counter()
+    for run, n in prepared:
+        plain_loop(run, n)
+    results.put(time.perf_counter() - started)
+
+
+def parallel_floor(keys: list, epochs: list[int], workers: int) -> float:
+    """The plain loop split over `workers` processes of cores/workers threads each: what a study
+    with no framework cost at all could reach with process parallelism on this machine (the
+    longest worker's wall time)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+    shares = [(keys[i::workers], epochs[i::workers]) for i in range(workers)]
+    procs = [
+        context.Process(
+            target=parallel_floor_worker,
+            args=(k, e, max(1, cores() // workers), barrier, results),
+        )
+        for k, e in shares
+    ]
+    for proc in procs:
+        proc.start()
+    times = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return max(times)
+
+
 def run_study(seeds: int, workers: int, sweep_dir: Path) -> tuple[float, list[dict]]:
     """The multirun with the project's parallel knob (Makefile PARALLEL: joblib jobs, cores/N threads)."""
     train = Path(sys.executable).parent / "lstm-tweets-train"
@@ -134,6 +168,7 @@ def run_study(seeds: int, workers: int, sweep_dir: Path) -> tuple[float, list[di
         f"data.interval={','.join(map(str, INTERVALS))}",
         f"seed={','.join(str(s) for s in range(1, seeds + 1))}",
         "callbacks.rich_progress_bar=null",
+        "++trainer.enable_progress_bar=false",  # as make comparison: no bars from parallel jobs
         f"hydra.sweep.dir={sweep_dir}",
     ]
     if workers > 1:
@@ -162,6 +197,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None, help="default: the machine's cores")
     parser.add_argument("--out", default="outputs/bench/study.json")
+    parser.add_argument(
+        "--study-only", action="store_true", help="time the study alone (no floors, no ratio)"
+    )
     args = parser.parse_args()
     workers = args.workers or cores()
     root = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))
@@ -181,17 +219,33 @@ def main() -> None:
     if len(runs) != len(prepared):
         raise SystemExit(f"the study finished {len(runs)} of {len(prepared)} runs ({sweep_dir})")
 
+    if args.study_only:
+        figures = {
+            "runs": len(runs),
+            "study_wall_s": round(study_wall, 1),
+            "settings": {"seeds": args.seeds, "workers": workers, "sweep_dir": str(sweep_dir)},
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
+        return
     torch.set_num_threads(cores())
     floor, epochs = 0.0, []
     for run in runs:
         trained = int(run["epochs_trained"])
         epochs.append(trained)
         floor += plain_loop(prepared[(int(run["interval"]), int(run["seed"]))], trained)
+    keys = [(int(run["interval"]), int(run["seed"])) for run in runs]
+    best_parallel = parallel_floor(keys, epochs, workers) if workers > 1 else floor
     figures = {
         "runs": len(runs),
         "study_wall_s": round(study_wall, 1),
         "plain_loop_wall_s": round(floor, 1),
         "ratio": round(study_wall / floor, 3),
+        # The same plain loop in `workers` processes at once: the best a study using process
+        # parallelism could do here; its ratio to the floor is how well the cores scale.
+        "parallel_plain_loop_wall_s": round(best_parallel, 1),
+        "parallel_plain_loop_ratio": round(best_parallel / floor, 3),
         "settings": {
             "experiment": EXPERIMENT,
             "model": "lstm",
