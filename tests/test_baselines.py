@@ -196,7 +196,10 @@ def test_momentum_on_prelabeled_data_says_it_needs_prices(compose_train, tmp_pat
 
 
 # ---- every study composes with every baseline ------------------------------------------------------
-STUDIES = [f"experiment={p.stem}" for p in sorted((ROOT / "lstm_tweets" / "conf" / "experiment").glob("*.yaml"))]
+STUDIES = [
+    f"experiment={p.stem}"
+    for p in sorted((ROOT / "lstm_tweets" / "conf" / "experiment").glob("*.yaml"))
+]
 
 
 @pytest.mark.parametrize("study", [*STUDIES, "hparams_search=optuna"])
