@@ -214,3 +214,17 @@ def hparams(cfg: DictConfig, first=()) -> dict[str, Any]:
             value = str(value)
         values[key] = value
     return values
+
+
+def quoted(value: str) -> str:
+    """A string as a Hydra override value: quoted, so that `:`, `/` and `=` stay literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class RunSetup:
+    """What a run trains and logs with: callbacks, logger and trainer (None for a baseline),
+    its name (the cell), its HParams group name and the keys of its cell."""
+
+    def __init__(self, callbacks, logger, trainer, name, group_name, cell_keys):
+        self.callbacks, self.logger, self.trainer = callbacks, logger, trainer
+        self.name, self.group_name, self.cell_keys = name, group_name, cell_keys

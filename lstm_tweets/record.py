@@ -17,11 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_tweets import cells, objectives
 
 if TYPE_CHECKING:
-    from lstm_tweets.train import Run
+    from lstm_tweets.cells import RunSetup
 
 
 def record(
-    cfg: DictConfig, run: Run, datamodule, test_out: dict | None, fit_info: dict, started: float
+    cfg: DictConfig,
+    run: RunSetup,
+    datamodule,
+    test_out: dict | None,
+    fit_info: dict,
+    started: float,
 ) -> dict:
     """Write everything a finished run leaves behind and return its metrics (as in metrics.json).
     `test_out` is None when test did not run (an Optuna trial); `started` is the run's time.time()."""
@@ -165,7 +170,7 @@ def final_metrics(metrics: dict, test_out: dict | None) -> dict[str, float | Non
 
 
 def log_to_tensorboard(
-    run: Run, cfg: DictConfig, datamodule, test_out, metrics: dict, started: float
+    run: RunSetup, cfg: DictConfig, datamodule, test_out, metrics: dict, started: float
 ) -> None:
     """HParams (tensorboard_log.write_hparams) and, when test ran, the confusion matrix and the
     data report."""

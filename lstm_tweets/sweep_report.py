@@ -22,7 +22,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from lstm_tweets.sweeper import quoted
+from lstm_tweets.cells import quoted
 
 log = logging.getLogger(__name__)
 

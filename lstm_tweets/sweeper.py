@@ -55,6 +55,8 @@ from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 
+from lstm_tweets.cells import quoted
+
 log = logging.getLogger(__name__)
 
 
@@ -825,11 +827,6 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         from lstm_tweets import sweep_report
 
         sweep_report.write(study, sweep_dir, metrics, self.config)
-
-
-def quoted(value: str) -> str:
-    """A string as a Hydra override value: quoted, so that `:`, `/` and `=` stay literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class ResumableOptunaSweeper(Sweeper):

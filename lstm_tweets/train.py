@@ -25,6 +25,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_tweets import cells, objectives, record, resources
+from lstm_tweets.cells import RunSetup
 from lstm_tweets.config_check import ConfigError, check_config
 from lstm_tweets.data.errors import DataError
 
@@ -104,16 +105,7 @@ def train(cfg: DictConfig) -> dict:
     return record.record(cfg, run, datamodule, test_out, fit_info, started)
 
 
-class Run:
-    """What a run trains and logs with: callbacks, logger and trainer (None for a baseline),
-    its name (the cell), its HParams group name and the keys of its cell."""
-
-    def __init__(self, callbacks, logger, trainer, name, group_name, cell_keys):
-        self.callbacks, self.logger, self.trainer = callbacks, logger, trainer
-        self.name, self.group_name, self.cell_keys = name, group_name, cell_keys
-
-
-def make_trainer(cfg: DictConfig, fit: bool = True) -> Run:
+def make_trainer(cfg: DictConfig, fit: bool = True) -> RunSetup:
     """Callbacks, logger and trainer, built before any data work so that a trainer setting
     Lightning refuses fails at once (as a ConfigError naming it)."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -128,7 +120,7 @@ def make_trainer(cfg: DictConfig, fit: bool = True) -> Run:
         sub_dir = {} if cfg.logger.get("sub_dir") is not None else {"sub_dir": name}
         logger = build(cfg.logger, **sub_dir)
     if not fit:
-        return Run([], logger, None, name, group_name, cell_keys)
+        return RunSetup([], logger, None, name, group_name, cell_keys)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.get("track_test_every_epoch"):
         callbacks.append(MaxOverEpochsTestAccuracy())
@@ -147,7 +139,7 @@ def make_trainer(cfg: DictConfig, fit: bool = True) -> Run:
         )
     except MisconfigurationException as err:
         raise ConfigError(f"trainer: {' '.join(str(err).split())}") from err
-    return Run(callbacks, logger, trainer, name, group_name, cell_keys)
+    return RunSetup(callbacks, logger, trainer, name, group_name, cell_keys)
 
 
 def describe_device(trainer) -> str:
@@ -186,7 +178,7 @@ def build_model(cfg: DictConfig, datamodule):
     return model
 
 
-def fit_and_test(cfg: DictConfig, datamodule, run: Run):
+def fit_and_test(cfg: DictConfig, datamodule, run: RunSetup):
     """Fit, pick the epoch on validation, and test once from that checkpoint. Returns
     `(test_out, fit_info)`; test_out is None with `test=false` (an Optuna trial)."""
     import torch
