@@ -54,29 +54,15 @@ def prepared_run(interval: int, seed: int) -> dict:
     """One run's datamodule and network exactly as the training app builds them (same seed, same
     initial weights, same embedding matrix), ready for the plain loop."""
     import pytorch_lightning as pl
-    from omegaconf import OmegaConf
 
-    from lstm_tweets.train import build
+    from lstm_tweets.train import build, build_model
 
     cfg = compose(study_overrides(interval, seed))
     pl.seed_everything(seed, workers=True, verbose=False)
     datamodule = build(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    matrix = datamodule.embedding_matrix
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    optim = {key: model_cfg.pop(key, None) for key in ("optimizer", "scheduler")}
-    module = build(
-        model_cfg,
-        _convert_="all",
-        vocab_size=matrix.shape[0],
-        embedding_dim=matrix.shape[1],
-        num_classes=datamodule.num_classes,
-        embedding_matrix=matrix,
-        class_counts=datamodule.class_counts,
-        trainable_embedding=bool(cfg.embedding.get("trainable", True)),
-    )
-    return {"datamodule": datamodule, "module": module, "optim": optim, "seed": seed}
+    return {"datamodule": datamodule, "module": build_model(cfg, datamodule), "seed": seed}
 
 
 def plain_loop(run: dict, epochs: int) -> float:
@@ -89,8 +75,8 @@ def plain_loop(run: dict, epochs: int) -> float:
     weights = run["module"].class_weights
     pl.seed_everything(run["seed"], workers=True, verbose=False)
     params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = build_torch_optim(run["optim"]["optimizer"], params=params)
-    scheduler = build_torch_optim(run["optim"]["scheduler"], optimizer=optimizer)
+    optimizer = build_torch_optim(run["module"].hparams.optimizer, params=params)
+    scheduler = build_torch_optim(run["module"].hparams.scheduler, optimizer=optimizer)
     train, val, test = (
         datamodule.train_dataloader(),
         datamodule.val_dataloader(),
