@@ -14,7 +14,7 @@ ARGS ?=
 PORT ?= 6006
 OUT ?= outputs/reports
 TRAIN := $(BIN)/lstm-tweets-train
-STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null ++trainer.enable_progress_bar=false
+STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(SEEDS)) callbacks.rich_progress_bar=null
 # WORKERS=N > 1: a study runs N jobs at a time (Hydra's joblib launcher), cores/N torch threads each.
 # Results do not depend on it (thread counts change float rounding, ~1e-7 in a probability).
 WORKER_THREADS = $(shell n=$$(( $$(nproc) / $(WORKERS) )); [ $$n -ge 1 ] || n=1; echo $$n)

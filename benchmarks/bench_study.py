@@ -154,7 +154,6 @@ def run_study(seeds: int, workers: int, sweep_dir: Path) -> tuple[float, list[di
         f"data.interval={','.join(map(str, INTERVALS))}",
         f"seed={','.join(str(s) for s in range(1, seeds + 1))}",
         "callbacks.rich_progress_bar=null",
-        "++trainer.enable_progress_bar=false",  # as make comparison: no bars from parallel jobs
         f"hydra.sweep.dir={sweep_dir}",
     ]
     if workers > 1:

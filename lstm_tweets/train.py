@@ -133,9 +133,21 @@ def make_trainer(cfg: DictConfig, fit: bool = True) -> RunSetup:
         summary = bool(cfg.get("verbose", False))
     if summary:  # Lightning's table without its FLOPs column, which reads 0 here
         callbacks.append(ParameterTable())
+    from pytorch_lightning.callbacks import ProgressBar
+
+    bar = cfg.trainer.get("enable_progress_bar")
+    if bar is None:
+        # A bar only where the config has one (callbacks.rich_progress_bar): without this,
+        # `callbacks.rich_progress_bar=null` brings Lightning's default bar back, whose refresh
+        # thread takes CPU from the run beside it when a study runs jobs side by side.
+        bar = any(isinstance(c, ProgressBar) for c in callbacks)
     try:
         trainer = build(
-            cfg.trainer, callbacks=callbacks, logger=logger, enable_model_summary=bool(summary)
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=logger,
+            enable_model_summary=bool(summary),
+            enable_progress_bar=bool(bar),
         )
     except MisconfigurationException as err:
         raise ConfigError(f"trainer: {' '.join(str(err).split())}") from err

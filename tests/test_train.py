@@ -273,3 +273,21 @@ def test_command_line_typo_fails_with_hydra_message(command_lines):
     assert "intervall" in result.stderr
     assert "Traceback" not in result.stderr  # Hydra's message, not a crash in training
     assert not (command_lines["run_dir"].parent / "typo" / "metrics.json").exists()
+
+
+def test_a_progress_bar_only_where_the_config_has_one(compose_train, tmp_path):
+    """`callbacks.rich_progress_bar=null` means no bar (Lightning would otherwise add its default
+    one, whose refresh thread slows the job beside it in a parallel study)."""
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from lstm_tweets.train import make_trainer
+
+    # QUIET_RUN sets rich_progress_bar=null and enable_progress_bar=false; drop the latter.
+    cfg = compose_train(tmp_path, "~trainer.enable_progress_bar")
+    assert make_trainer(cfg).trainer.progress_bar_callback is None
+    cfg = compose_train(
+        tmp_path,
+        "~trainer.enable_progress_bar",
+        "++callbacks.rich_progress_bar={_target_:pytorch_lightning.callbacks.RichProgressBar}",
+    )
+    assert isinstance(make_trainer(cfg).trainer.progress_bar_callback, RichProgressBar)
