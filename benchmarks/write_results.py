@@ -120,7 +120,7 @@ def main() -> None:
             "## A study against its floor (`make bench-study SEEDS=n`, `benchmarks/bench_study.py`)",
             "",
             f"The real comparison study's LSTM runs ({len(settings['intervals'])} intervals x "
-            f"{settings['seeds']} seeds = {study['runs']} runs, {settings['epochs_per_run']} epochs each, "
+            f"{settings['seeds']} seeds = {study['runs']} runs, {'/'.join(map(str, settings['epochs_per_run']))} epochs each, "
             f"{settings['train_tweets_per_run'][0]:,}-{settings['train_tweets_per_run'][-1]:,} training "
             f"tweets) as a user runs them: one Hydra multirun, {settings['workers']} jobs at a time "
             f"through the joblib launcher (`WORKERS={settings['workers']}`), "

@@ -194,8 +194,9 @@ class TweetLSTMModule(pl.LightningModule):
         # a small model's step.
         size = len(batch["label"])
         self.seen[stage].append((scores.detach(), batch["label"], loss.detach() * size))
-        if stage == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            # Only the steps Lightning writes to the logger (every log_every_n_steps).
+        every = self.trainer.log_every_n_steps if stage == "train" else 0
+        if every and (self.global_step + 1) % every == 0:
+            # Only the steps Lightning writes to the logger (every log_every_n_steps; 0: none).
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss, probs
 

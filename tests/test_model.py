@@ -181,3 +181,16 @@ def test_epoch_metrics_and_loss_equal_a_direct_pass_over_the_split():
     torch.testing.assert_close(metrics["val/acc_lift"], expected_acc - share)
     # The training loss is logged per epoch and, on the logging steps, per step.
     assert {"train/loss_epoch", "train/loss_step", "train/acc"} <= set(metrics)
+
+    # log_every_n_steps=0 (Lightning: no step logging) trains without a step loss.
+    quiet = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=0,
+    )
+    quiet.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    assert "train/loss_epoch" in quiet.callback_metrics
+    assert "train/loss_step" not in quiet.callback_metrics
