@@ -73,7 +73,6 @@ sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N p
 	  $(TRAIN) -m hparams_search=optuna hydra.sweeper.sampler.seed=$$i $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
 	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null threads=$$threads \
 	    hydra.sweep.dir=$${LSTM_TWEETS_ROOT:-.}/outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
-	  sleep 2; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 
 report: $(STAMP) ## rebuild every study's tables and plots from finished runs, and the event study (OUT=docs/results to publish)

@@ -66,7 +66,6 @@ def sweep(workers: int, cache: Path, trials: int, epochs: int) -> dict:
                 env=env,
             )
         )
-        time.sleep(2)  # as `make sweep` starts them
     codes = [p.wait() for p in procs]
     seconds = time.perf_counter() - started
     if any(codes):

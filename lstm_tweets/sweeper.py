@@ -250,37 +250,53 @@ def creating_concurrently(err: Exception) -> bool:
 
 
 class ResumableGridSampler(optuna.samplers.GridSampler):
-    """The grid sampler, made to resume: a grid point is done only once a trial COMPLETEs it.
+    """The grid sampler, made to resume and to share: a grid point is done only once a trial
+    COMPLETEs it, and points are told apart by their values.
 
     Optuna's GridSampler gives trial number k the k-th point without looking at the storage and
     treats a FAILED point as visited, so after a crash it repeats completed points and never
-    redoes the failed one. This one picks, at random, a point that no trial has completed and
-    none is running; it never calls `study.stop()` (which raises outside `Study.optimize`).
+    redoes the failed one. It also shuffles its grid by its seed, so the same `grid_id` names
+    different points in workers seeded differently (`make sweep WORKERS=2` seeds each worker
+    apart): two workers ran one point twice and skipped another. This one picks, at random, a
+    point that no trial has completed and none is running, compared by value (the `grid_point`
+    it records, or a finished trial's params); it never calls `study.stop()` (which raises
+    outside `Study.optimize`).
     """
 
     def __init__(self, search_space, seed: int | None = None) -> None:
         super().__init__(search_space, seed=seed)
         self._pick = random.Random()  # not seeded: workers sharing a study should not pick alike
 
+    def point_of(self, trial: optuna.trial.FrozenTrial) -> tuple | None:
+        """The grid point a trial evaluates, as values in this grid's (sorted) parameter order."""
+        point = trial.system_attrs.get("grid_point")
+        if point is not None:
+            return tuple(point)
+        if trial.params and set(trial.params) == set(self._param_names):
+            return tuple(trial.params[name] for name in self._param_names)
+        return None
+
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
             return
+        index = {point: i for i, point in enumerate(self._all_grids)}
         complete, running = set(), set()
         for other in study._storage.get_all_trials(study._study_id, deepcopy=False):
-            grid_id = other.system_attrs.get("grid_id")
-            if grid_id is None or other.number == trial.number:
-                continue
-            if not self._same_search_space(other.system_attrs["search_space"]):
+            point = self.point_of(other) if other.number != trial.number else None
+            if point not in index:  # another search space, or no point yet
                 continue
             if counts(other):  # COMPLETE, or pruned: the pruner judged that point
-                complete.add(grid_id)
+                complete.add(index[point])
             elif other.state == TrialState.RUNNING:
-                running.add(grid_id)
+                running.add(index[point])
         every = set(range(len(self._all_grids)))
         todo = sorted(every - complete - running) or sorted(every - complete) or sorted(every)
         grid_id = self._pick.choice(todo)
         study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
         study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
+        study._storage.set_trial_system_attr(
+            trial._trial_id, "grid_point", list(self._all_grids[grid_id])
+        )
 
     def after_trial(self, study, trial, state, values) -> None:
         pass
@@ -627,7 +643,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 if not waiting:
                     waiting = True
                     log.info(f"Waiting for {running} running trial(s) of other processes")
-                time.sleep(min(5.0, max(0.5, self.heartbeat_interval / 2)))
+                # A short poll: this worker's process (and `make sweep`) ends as soon as the
+                # last trial does; a few cheap storage reads a second cost nothing.
+                time.sleep(0.5)
                 continue
             waiting = False
             trials = []
@@ -782,15 +800,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         ahead = [t for t in active if t.number < trial.number]
         if len(ahead) >= total:
             return f"the study already has {total} trials complete or running"
-        grid_id = study._storage.get_trial_system_attrs(trial._trial_id).get("grid_id")
-        if grid_id is not None:
-            for other in active:
+        sampler = study.sampler
+        if isinstance(sampler, ResumableGridSampler):  # grid points compared by value
+            mine = sampler.point_of(study._storage.get_trial(trial._trial_id))
+            for other in active if mine is not None else ():
                 if (
                     other.number != trial.number
-                    and other.system_attrs.get("grid_id") == grid_id
+                    and sampler.point_of(other) == mine
                     and (other.state != TrialState.RUNNING or other.number < trial.number)
                 ):
-                    return f"grid point {grid_id} is taken by trial {other.number}"
+                    point = dict(zip(sampler._param_names, mine, strict=True))
+                    return f"grid point {point} is taken by trial {other.number}"
         return None
 
     def save_results(self, study: optuna.Study, metrics: list[str] | None = None) -> None:

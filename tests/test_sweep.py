@@ -289,7 +289,10 @@ def test_two_workers_share_the_total(sweeps, tmp_path):
     # with a pruner, both workers' trials report to the shared study (4 < its 5 startup trials:
     # none is pruned)
     overrides = ["hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=median", *space]
-    workers = [sweeps.start(f"worker{i}", *overrides) for i in (1, 2)]
+    # seeded apart, as `make sweep WORKERS=2` seeds them: Optuna shuffles its grid by the seed
+    workers = [
+        sweeps.start(f"worker{i}", *overrides, f"hydra.sweeper.sampler.seed={i}") for i in (1, 2)
+    ]
     results = [sweeps.wait(w, timeout=150) for w in workers]
     for code, out in results:
         assert code == 0, out[-4000:]

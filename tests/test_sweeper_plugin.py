@@ -246,6 +246,45 @@ def test_grid_sampler_covers_the_grid_once(tmp_path):
     assert best["best_params"]["y"] == 0
 
 
+def test_grid_workers_seeded_apart_share_one_grid(tmp_path):
+    """Workers seeded apart (as `make sweep WORKERS=2` seeds them) shuffle Optuna's grid apart, so
+    a grid_id names different points in each; interleaved on one SQLite study they must still
+    cover every point once, including while the other worker's trial is running."""
+    from lstm_tweets.sweeper import ResumableGridSampler
+
+    space = {"a": [1, 2, 3], "b": ["x", "y"]}
+    storage = f"sqlite:///{tmp_path / 'grid.db'}"
+    workers = [
+        optuna.create_study(
+            study_name="g",
+            storage=storage,
+            sampler=ResumableGridSampler(space, seed=seed),
+            load_if_exists=True,
+        )
+        for seed in (1, 2)
+    ]
+    assert workers[0].sampler._all_grids != workers[1].sampler._all_grids  # the premise
+    points = []
+    for _ in range(3):
+        running = []
+        for study in workers:  # both ask before either tells: a point is running, not done
+            trial = study.ask()
+            running.append(
+                (
+                    study,
+                    trial,
+                    (
+                        trial.suggest_categorical("a", space["a"]),
+                        trial.suggest_categorical("b", space["b"]),
+                    ),
+                )
+            )
+        for study, trial, point in running:
+            study.tell(trial, 0.0)
+            points.append(point)
+    assert sorted(points) == sorted((a, b) for a in space["a"] for b in space["b"])
+
+
 # ---- the plugin's multi-objective example -----------------------------------------------------
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_multi_objective(tmp_path, with_commandline):
