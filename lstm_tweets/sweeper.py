@@ -126,6 +126,10 @@ class ResumableOptunaSweeperConf(OptunaSweeperConf):
     pruner: Any = MISSING
     heartbeat_interval: int = 30  # seconds between heartbeats of a running trial
     grace_period: int | None = None  # a trial silent this long is stale (default: 2 intervals)
+    # A trial whose parameters a finished or running trial already has is dropped and replaced by
+    # an untried point: a run's seed is fixed, so the repeat would train the same model again
+    # (TPE on a space of choices proposes its best point again and again).
+    skip_repeats: bool = True
 
 
 ConfigStore.instance().store(
@@ -300,6 +304,11 @@ class ResumableGridSampler(optuna.samplers.GridSampler):
 
     def after_trial(self, study, trial, state, values) -> None:
         pass
+
+
+def point(params: dict) -> tuple:
+    """A parameter set, comparable and hashable."""
+    return tuple(sorted(params.items()))
 
 
 def unbeaten_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
@@ -537,10 +546,12 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         pruner: optuna.pruners.BasePruner | None = None,
         heartbeat_interval: int = 30,
         grace_period: int | None = None,
+        skip_repeats: bool = True,
     ):
         super().__init__(*args)
         self.pruner = pruner or optuna.pruners.NopPruner()
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.skip_repeats = skip_repeats
 
     def sweep(self, arguments: list[str]) -> None:
         """Open the study, then ask for a batch of trials, launch their jobs and tell the study
@@ -630,7 +641,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         the trials still to go are all running in other processes (other workers, or a crashed
         run whose trial is not known dead yet), this waits for them and redoes any that fails, so
         that the study has exactly n_trials when the sweep ends. A trial asked for at the same
-        moment as another worker's, one too many, is told PRUNED as `dropped`."""
+        moment as another worker's, one too many, is told PRUNED as `dropped`; one that repeats a
+        tried point (`skip_repeats`) is told FAIL as `dropped`, and an untried point takes its
+        place."""
         study, storage, total = state.study, state.storage, state.total
         waiting = False
         while True:
@@ -649,20 +662,67 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 continue
             waiting = False
             trials = []
-            for _ in range(min(self.n_jobs, to_go)):
+            while len(trials) < min(self.n_jobs, to_go):
                 trial = self.ask(study)
                 if storage is not None:
                     storage.record_heartbeat(trial._trial_id)  # from now on a crash leaves it stale
                     storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, owner_record())
                 surplus = self.surplus(study, trial, total)
+                repeat = None if surplus else self.repeats(state, trial)
                 if surplus:  # another worker asked at the same moment
                     log.info(f"Trial {trial.number} dropped: {surplus}")
                     trial.set_user_attr("dropped", surplus)
                     study.tell(trial, state=TrialState.PRUNED)
-                else:
-                    trials.append(trial)
+                    break  # the study is full for now: count again
+                if repeat:
+                    # FAIL, not PRUNED: samplers ignore failed trials (TPE would score a pruned
+                    # trial without values as the worst, punishing the best region), and the
+                    # storage's COMPLETE + PRUNED stays n_trials.
+                    log.info(f"Trial {trial.number} dropped: {repeat}")
+                    trial.set_user_attr("dropped", repeat)
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                trials.append(trial)
             if trials:
                 return trials
+
+    def repeats(self, state: SweepState, trial: optuna.Trial) -> str | None:
+        """Why a just-asked trial repeats another (its parameters are those of a finished or
+        running trial), or None; a repeat's place goes to an untried point, enqueued for the
+        next ask. The grid sampler never repeats; a point asked for again after it FAILED is
+        redone (not a repeat); and a space whose every point is tried lets repeats run."""
+        if not self.skip_repeats or isinstance(state.study.sampler, ResumableGridSampler):
+            return None
+        self._configure_trials([trial], state.distributions, state.fixed_params, [])
+        tried = {}
+        for other in state.study.get_trials(deepcopy=False):
+            if other.number != trial.number and (
+                other.state == TrialState.RUNNING or (other.state.is_finished() and counts(other))
+            ):
+                tried.setdefault(point(other.params), other.number)
+        same = tried.get(point(trial.params))
+        if same is None:
+            return None
+        untried = self.untried_point(state, tried)
+        if untried is None:
+            return None  # every point of the space is tried: run it again
+        state.study.enqueue_trial(untried, skip_if_exists=True)
+        return f"repeats trial {same}'s parameters; an untried point takes its place"
+
+    @staticmethod
+    def untried_point(state: SweepState, tried: dict, draws: int = 200) -> dict | None:
+        """A point of the search space that no trial has, drawn at random (None if none is
+        found in `draws` draws: the space is used up, or nearly)."""
+        sampler = optuna.samplers.RandomSampler()
+        frozen = optuna.trial.create_trial(state=TrialState.RUNNING)
+        for _ in range(draws):
+            params = {
+                name: sampler.sample_independent(state.study, frozen, name, distribution)
+                for name, distribution in state.distributions.items()
+            }
+            if point(params) not in tried:
+                return params
+        return None
 
     def launch_batch(self, state: SweepState, trials: list[optuna.Trial]) -> list[JobReturn]:
         """Run the trials' jobs with the launcher: each gets its trial's parameters, the fixed
@@ -839,7 +899,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             study_name=study.study_name,
             n_complete=len(complete),
             n_pruned=self.finished(study) - len(complete),
-            n_failed=self.count(study, TrialState.FAIL),
+            n_failed=sum(
+                "dropped" not in t.user_attrs
+                for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            ),
+            n_dropped=sum("dropped" in t.user_attrs for t in study.get_trials(deepcopy=False)),
         )
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)  # no job ran here if the study was done
@@ -864,6 +928,7 @@ class ResumableOptunaSweeper(Sweeper):
         pruner: Any | None = None,
         heartbeat_interval: int = 30,
         grace_period: int | None = None,
+        skip_repeats: bool = True,
     ) -> None:
         with execution_whitelist(SAMPLER_TARGETS):
             sampler = instantiate(sampler)
@@ -881,6 +946,7 @@ class ResumableOptunaSweeper(Sweeper):
             pruner=pruner,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
+            skip_repeats=skip_repeats,
         )
 
     def setup(

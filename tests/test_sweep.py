@@ -581,21 +581,29 @@ def test_pruning_sweep(sweeps, tmp_path):
     code, out = sweeps.run("prune", *PRUNE, timeout=600)
     assert code == 0, out[-4000:]
     study = optuna.load_study(study_name=STUDY, storage=sqlite_url(tmp_path))
-    states = [t.state for t in study.trials]
+    # repeats of a tried point are dropped (FAIL, `dropped`) and never trained
+    states = [t.state for t in study.trials if "dropped" not in t.user_attrs]
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(pruned) >= 1, [(t.number, t.intermediate_values) for t in study.trials]
     assert len(pruned) + len(complete) == 10 == len(states)
+    assert len({tuple(sorted(t.params.items())) for t in pruned + complete}) == 10
+    # job folders count launched jobs; metrics.json names its trial (dropped repeats never ran)
+    runs = {}
+    for path in (tmp_path / "prune").glob("*/metrics.json"):
+        run = json.loads(path.read_text())
+        runs[run["optuna_trial"]] = run
+    assert sorted(runs) == sorted(t.number for t in pruned + complete)
     for trial in complete:
         assert sorted(trial.intermediate_values) == list(range(8))  # every epoch's validation
     for trial in pruned:
         epochs = sorted(trial.intermediate_values)
         assert epochs == list(range(len(epochs))) and len(epochs) < 8  # stopped early
         assert trial.value == trial.intermediate_values[epochs[-1]]
-        run = json.loads((tmp_path / "prune" / str(trial.number) / "metrics.json").read_text())
+        run = runs[trial.number]
         assert run["pruned"] is True and run["pruned_epoch"] == epochs[-1]
         assert run["epochs_trained"] == epochs[-1] + 1
-    done = json.loads((tmp_path / "prune" / str(complete[0].number) / "metrics.json").read_text())
+    done = runs[complete[0].number]
     assert done["pruned"] is False and done["optimized_metric"] == "val/acc_lift"
 
     folder = tmp_path / "prune" / "optuna"

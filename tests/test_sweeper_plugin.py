@@ -285,6 +285,56 @@ def test_grid_workers_seeded_apart_share_one_grid(tmp_path):
     assert sorted(points) == sorted((a, b) for a in space["a"] for b in space["b"])
 
 
+REPEATS_CONFIG = """
+defaults:
+  - override hydra/sweeper: resumable_optuna
+  - override hydra/sweeper/sampler: tpe
+
+hydra:
+  sweeper:
+    direction: minimize
+    study_name: repeats
+    n_trials: 12
+    sampler:
+      seed: 0
+      n_startup_trials: 2
+    params:
+      x: choice(-2, -1, 0, 1, 2)
+      y: choice(-1, 0, 1)
+
+x: 1
+y: 1
+"""
+
+
+@pytest.mark.parametrize("skip_repeats", [True, False])
+def test_tpe_repeats_are_replaced_by_untried_points(tmp_path, skip_repeats):
+    """TPE on a space of choices proposes its best point again and again; each repeat would train
+    the same model again. With skip_repeats (the default) every counted trial is a new point and
+    the repeats are dropped (FAIL, `dropped`: samplers ignore them); without it they run."""
+    app = write_app(tmp_path / "repeats", SPHERE, REPEATS_CONFIG)
+    storage = f"sqlite:///{tmp_path / 'repeats.db'}"
+    run(
+        app,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.skip_repeats={skip_repeats}",
+    )
+    study = optuna.load_study(storage=storage, study_name="repeats")
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    points = [tuple(sorted(t.params.items())) for t in complete]
+    dropped = [t for t in study.trials if "repeats trial" in t.user_attrs.get("dropped", "")]
+    assert len(complete) == 12
+    if skip_repeats:
+        assert len(set(points)) == 12, points
+        assert dropped and all(t.state == TrialState.FAIL for t in dropped)
+        assert not study.get_trials(states=(TrialState.PRUNED,))
+        counted = results(tmp_path / "sweep")
+        assert counted["n_failed"] == 0 and counted["n_dropped"] == len(dropped)
+    else:
+        assert len(set(points)) < 12 and not dropped  # the behaviour the option exists to stop
+
+
 # ---- the plugin's multi-objective example -----------------------------------------------------
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_multi_objective(tmp_path, with_commandline):
