@@ -10,6 +10,7 @@ EPOCHS ?=
 SEEDS ?=
 WORKERS ?= 1
 TRIALS ?=
+SEARCH ?= optuna
 ARGS ?=
 PORT ?= 6006
 OUT ?= outputs/reports
@@ -18,6 +19,8 @@ STUDY_ARGS := $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) $(if $(SEEDS),seed=$(
 # WORKERS=N > 1: a study runs N jobs at a time (Hydra's joblib launcher), cores/N torch threads each.
 # Results do not depend on it (thread counts change float rounding, ~1e-7 in a probability).
 WORKER_THREADS = $(shell n=$$(( $$(nproc) / $(WORKERS) )); [ $$n -ge 1 ] || n=1; echo $$n)
+# make sweep SEARCH=real_sweep: another hparams_search config; its folder is named after its study.
+SWEEP_STUDY = $(if $(filter optuna,$(SEARCH)),sweep,$(SEARCH))
 PARALLEL = $(if $(filter 1,$(WORKERS)),,hydra/launcher=joblib hydra.launcher.n_jobs=$(WORKERS) threads=$(WORKER_THREADS))
 
 .DEFAULT_GOAL := help
@@ -64,15 +67,15 @@ ablation: $(STAMP) ## study: pretrained embedding x count features at 5 min, the
 	$(TRAIN) -m experiment=ablation $(STUDY_ARGS) $(PARALLEL) $(ARGS)
 	$(BIN)/lstm-tweets-report ablation --all
 
-sweep: $(STAMP) ## Optuna sweep (validation lift); resumable; WORKERS=N runs N processes on one storage, cores/N threads each
+sweep: $(STAMP) ## Optuna sweep (validation lift; SEARCH=real_sweep: the real-data sweep); resumable; WORKERS=N runs N processes on one storage, cores/N threads each
 	@stamp=$$(date +%Y-%m-%d_%H-%M-%S); pids=""; \
 	threads=$$(( $$(nproc) / $(WORKERS) )); [ $$threads -ge 1 ] || threads=1; \
 	echo "sweep: $(WORKERS) worker(s) x $$threads torch thread(s) on $$(nproc) core(s)"; \
 	for i in $$(seq 1 $(WORKERS)); do \
 	  OMP_NUM_THREADS=$$threads MKL_NUM_THREADS=$$threads \
-	  $(TRAIN) -m hparams_search=optuna hydra.sweeper.sampler.seed=$$i $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
+	  $(TRAIN) -m hparams_search=$(SEARCH) hydra.sweeper.sampler.seed=$$i $(if $(TRIALS),hydra.sweeper.n_trials=$(TRIALS)) \
 	    $(if $(EPOCHS),trainer.max_epochs=$(EPOCHS)) callbacks.rich_progress_bar=null threads=$$threads \
-	    hydra.sweep.dir=$${LSTM_TWEETS_ROOT:-.}/outputs/multiruns/sweep/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
+	    hydra.sweep.dir=$${LSTM_TWEETS_ROOT:-.}/outputs/multiruns/$(SWEEP_STUDY)/$$stamp-worker$$i $(ARGS) & pids="$$pids $$!"; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 
 report: $(STAMP) ## rebuild every study's tables and plots from finished runs, and the event study (OUT=docs/results to publish)

@@ -115,6 +115,8 @@ def test_every_option_composes_and_builds(group, option, compose_train, inputs, 
         assert built["trainer"].fast_dev_run
     if (group, option) == ("debug", "overfit"):
         assert built["trainer"].overfit_batches > 0
+    if (group, option) == ("hparams_search", "real_sweep"):  # the real data, not the sample
+        assert cfg.study == "real_sweep" and cfg.data.prices_path.endswith("spy_5min.csv.gz")
     if (group, option) == ("callbacks", "early_stopping"):
         assert any(isinstance(c, pl.callbacks.EarlyStopping) for c in built["trainer"].callbacks)
 
