@@ -291,3 +291,20 @@ def test_a_progress_bar_only_where_the_config_has_one(compose_train, tmp_path):
         "++callbacks.rich_progress_bar={_target_:pytorch_lightning.callbacks.RichProgressBar}",
     )
     assert isinstance(make_trainer(cfg).trainer.progress_bar_callback, RichProgressBar)
+
+
+def test_deterministic_trainer_keeps_its_algorithms_but_not_the_nan_fill(compose_train, tmp_path):
+    """`trainer.deterministic=true` keeps torch's deterministic algorithms; the NaN fill of new
+    tensors (a debugging aid that changes no result) is turned off for speed."""
+    import torch.utils.deterministic
+
+    from lstm_tweets.train import make_trainer
+
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        make_trainer(compose_train(tmp_path, "trainer.deterministic=true"))
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = True
