@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from reference_labeler import COLUMNS, SessionLookup, reference_label_tweets
+from reference_labeler import SessionLookup, assert_same_labels, reference_label_tweets
 from rich.console import Console
 from rich.table import Table
 
@@ -172,16 +172,8 @@ def main(argv=None) -> int:
 
 
 def agrees(fast: pd.DataFrame, report: DataReport, slow: pd.DataFrame, slow_counts: dict) -> bool:
-    if any(report[k] != v for k, v in slow_counts.items()) or len(fast) != len(slow):
-        return False
-    fast = fast[COLUMNS].reset_index(drop=True)
-    for column in ("created_at", "start_time", "end_time"):
-        fast[column] = fast[column].dt.as_unit("ns")
-        slow[column] = pd.to_datetime(slow[column], utc=True).dt.as_unit("ns")
     try:
-        pd.testing.assert_frame_equal(
-            fast, slow.astype({"label": "int64"}), check_exact=True, check_dtype=False
-        )
+        assert_same_labels(fast, report, slow, slow_counts)
     except AssertionError:
         return False
     return True

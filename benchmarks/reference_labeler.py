@@ -259,3 +259,26 @@ class SessionLookup:
                 & (day_bars["completed"] <= self.sessions[day][1])
             ).any()
         )
+
+
+# Computed with a logarithm: numpy's vectorized log (AVX-512 builds) and the C library's
+# math.log may differ in the last bit, so these two columns agree to a few units in the last
+# place, not bit for bit. Every other column, the labels and the drop counts must be identical.
+LOG_COLUMNS = ["return_bps", "abs_return_bps"]
+
+
+def assert_same_labels(fast: pd.DataFrame, report, slow: pd.DataFrame, counts: dict) -> None:
+    """`label_tweets`'s rows and DataReport against this reference's: the same drop counts and the
+    same rows (ids, windows, prices, labels, volume ratios) exactly, returns to 1e-12 relative."""
+    assert {k: report[k] for k in counts} == counts
+    assert report["labeled"] == len(fast) == len(slow)
+    fast = fast[COLUMNS].reset_index(drop=True)
+    slow = slow.astype({"label": "int64"})
+    for column in ("created_at", "start_time", "end_time"):
+        fast[column] = pd.to_datetime(fast[column], utc=True).dt.as_unit("ns")
+        slow[column] = pd.to_datetime(slow[column], utc=True).dt.as_unit("ns")
+    exact = [c for c in COLUMNS if c not in LOG_COLUMNS]
+    pd.testing.assert_frame_equal(fast[exact], slow[exact], check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        fast[LOG_COLUMNS], slow[LOG_COLUMNS], check_exact=False, rtol=1e-12, atol=0.0
+    )
