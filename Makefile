@@ -96,7 +96,7 @@ bench: $(STAMP) ## benchmarks; figures go to outputs/bench/*.json and docs/bench
 	$(PYTHON) benchmarks/bench_labels.py
 	$(PYTHON) benchmarks/bench_embeddings.py
 	$(PYTHON) benchmarks/bench_training.py
-	$(PYTHON) benchmarks/bench_sweep_workers.py
+	$(PYTHON) benchmarks/bench_sweep_workers.py --rounds 3
 	$(PYTHON) benchmarks/bench_study.py
 	$(PYTHON) benchmarks/write_results.py
 
