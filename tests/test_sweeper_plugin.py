@@ -285,40 +285,23 @@ def test_grid_workers_seeded_apart_share_one_grid(tmp_path):
     assert sorted(points) == sorted((a, b) for a in space["a"] for b in space["b"])
 
 
-REPEATS_CONFIG = """
-defaults:
-  - override hydra/sweeper: resumable_optuna
-  - override hydra/sweeper/sampler: tpe
-
-hydra:
-  sweeper:
-    direction: minimize
-    study_name: repeats
-    n_trials: 12
-    sampler:
-      seed: 0
-      n_startup_trials: 2
-    params:
-      x: choice(-2, -1, 0, 1, 2)
-      y: choice(-1, 0, 1)
-
-x: 1
-y: 1
-"""
-
-
 @pytest.mark.parametrize("skip_repeats", [True, False])
-def test_tpe_repeats_are_replaced_by_untried_points(tmp_path, skip_repeats):
+def test_tpe_repeats_are_replaced_by_untried_points(sphere, tmp_path, skip_repeats):
     """TPE on a space of choices proposes its best point again and again; each repeat would train
     the same model again. With skip_repeats (the default) every counted trial is a new point and
     the repeats are dropped (FAIL, `dropped`: samplers ignore them); without it they run."""
-    app = write_app(tmp_path / "repeats", SPHERE, REPEATS_CONFIG)
     storage = f"sqlite:///{tmp_path / 'repeats.db'}"
     run(
-        app,
+        sphere,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweeper.skip_repeats={skip_repeats}",
+        "hydra.sweeper.study_name=repeats",
+        "hydra.sweeper.n_trials=12",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "x=choice(-2, -1, 0, 1, 2)",  # 15 points in all: TPE soon proposes its best again
+        "y=choice(-1, 0, 1)",
     )
     study = optuna.load_study(storage=storage, study_name="repeats")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
