@@ -93,9 +93,6 @@ def make_tweets(n: int, interval: int, bar_minutes: int, seed: int) -> pd.DataFr
     )
 
 
-assert_same_labels = reference.assert_same_labels
-
-
 @pytest.mark.parametrize("window_start", WINDOW_STARTS)
 @pytest.mark.parametrize(
     ("bar_minutes", "interval", "ties", "dead_band_bps", "include_retweets", "n"),
@@ -129,7 +126,7 @@ def test_vectorized_matches_reference(
         assert counts["no_completed_bar"] > 0
     else:  # the bar containing t exists from the open on: a missing one is a gap
         assert counts["no_completed_bar"] == 0
-    assert_same_labels(fast, report, slow, counts)
+    reference.assert_same_labels(fast, report, slow, counts)
     # Every reason for a missing volume_ratio occurs (January has no 20-session history yet).
     assert counts["no_volume_history"] > 0 and counts["volume_gap"] > 0
     assert counts["no_volume_column"] == 0
@@ -150,7 +147,7 @@ def test_prices_without_volume_give_nan_volume_ratio_in_both():
     report = DataReport()
     fast = label_tweets(tweets, bars, 15, report=report)
     slow, counts = reference.reference_label_tweets(tweets, bars, 15)
-    assert_same_labels(fast, report, slow, counts)
+    reference.assert_same_labels(fast, report, slow, counts)
     assert counts["no_volume_column"] == len(fast) > 0 and fast["volume_ratio"].isna().all()
 
 
@@ -196,7 +193,7 @@ def test_real_files_match_reference(real_inputs, prices_name, interval, window_s
     assert counts["retweets_excluded"] > 0 and counts["outside_session"] > 0
     assert counts["window_crosses_close"] > 0 and counts["no_price_coverage"] > 0
     assert (counts["no_completed_bar"] > 0) == (window_start == "before_tweet")
-    assert_same_labels(fast, report, slow, counts)
+    reference.assert_same_labels(fast, report, slow, counts)
     # The yardstick, stated on its own: ln(end/start) to 0.05 bps, and volume_ratio > 0
     # for at least 95 % of the labeled tweets.
     slow_bps = np.log(slow["end_price"] / slow["start_price"]).to_numpy() * 1e4
