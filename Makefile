@@ -10,6 +10,7 @@ EPOCHS ?=
 SEEDS ?=
 WORKERS ?= 1
 TRIALS ?=
+ROUNDS ?=
 SEARCH ?= optuna
 ARGS ?=
 PORT ?= 6006
@@ -100,8 +101,8 @@ bench: $(STAMP) ## benchmarks; figures go to outputs/bench/*.json and docs/bench
 	$(PYTHON) benchmarks/bench_study.py
 	$(PYTHON) benchmarks/write_results.py
 
-bench-study: $(STAMP) ## the real comparison study (LSTM, 7 intervals x SEEDS=5 seeds, WORKERS=cores) against its plain-loop floor (needs ../shared/data)
-	$(PYTHON) benchmarks/bench_study.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter command line environment,$(origin WORKERS)),--workers $(WORKERS))
+bench-study: $(STAMP) ## the real comparison study (LSTM, 7 intervals x SEEDS=5 seeds, WORKERS=cores) against its plain-loop floor, ROUNDS=1 pairs (needs ../shared/data)
+	$(PYTHON) benchmarks/bench_study.py $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(filter command line environment,$(origin WORKERS)),--workers $(WORKERS))
 	$(PYTHON) benchmarks/write_results.py
 
 clean: ## remove caches (keeps .venv and outputs/)

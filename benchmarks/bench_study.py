@@ -4,12 +4,16 @@ a time, as `make comparison WORKERS=n` runs them), against its
 floor: the same networks on the same tensors for the epochs each run actually trained, in a plain
 PyTorch loop, serially, in one process with every core.
 
-    python benchmarks/bench_study.py [--seeds 5] [--workers <cores>] [--out outputs/bench/study.json]
+    python benchmarks/bench_study.py [--seeds 5] [--workers <cores>] [--rounds 1] [--out outputs/bench/study.json]
 
 The floor does the math each run does: every training step, a validation pass after each epoch
 (what picks the epoch) and one test pass; nothing else (no imports, data preparation, metrics,
 checkpoints or files). Its data are prepared before either is timed, which also leaves the label
 and embedding caches warm for the study, as they are for a user's second study on the same data.
+
+With --rounds n the study and the floor alternate n times: this VM's speed drifts by 10-20 % over
+minutes, so one pair can land either side of a threshold. study.json then gives every round and,
+as its headline `ratio`, the median of the paired ratios (the walls are the medians too).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -177,10 +182,24 @@ def cores() -> int:
     return affinity_cores()
 
 
+def serial_floor(runs: list[dict], prepared: dict) -> tuple[float, list[int]]:
+    """The plain loop over every run of the study, one after another, with all cores."""
+    torch.set_num_threads(cores())
+    floor, epochs = 0.0, []
+    for run in runs:
+        trained = int(run["epochs_trained"])
+        epochs.append(trained)
+        floor += plain_loop(prepared[(int(run["interval"]), int(run["seed"]))], trained)
+    return floor, epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None, help="default: the machine's cores")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="study and floor alternated this many times"
+    )
     parser.add_argument("--out", default="outputs/bench/study.json")
     parser.add_argument(
         "--study-only", action="store_true", help="time the study alone (no floors, no ratio)"
@@ -188,9 +207,7 @@ def main() -> None:
     args = parser.parse_args()
     workers = args.workers or cores()
     root = Path(os.environ.get("LSTM_TWEETS_ROOT", "."))
-    sweep_dir = (
-        root / "outputs" / "bench" / "study_runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    )
+    runs_root = root / "outputs" / "bench" / "study_runs"
 
     # Data first (untimed): the floor's tensors, and warm caches for the study.
     torch.set_num_threads(cores())
@@ -199,36 +216,51 @@ def main() -> None:
         for interval in INTERVALS
         for seed in range(1, args.seeds + 1)
     }
-    load_before = os.getloadavg()[0]
-    study_wall, runs = run_study(args.seeds, workers, sweep_dir)
-    if len(runs) != len(prepared):
-        raise SystemExit(f"the study finished {len(runs)} of {len(prepared)} runs ({sweep_dir})")
+    rounds, epochs = [], []
+    for _ in range(args.rounds):
+        sweep_dir = runs_root / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        load_before = os.getloadavg()[0]
+        study_wall, runs = run_study(args.seeds, workers, sweep_dir)
+        if len(runs) != len(prepared):
+            raise SystemExit(
+                f"the study finished {len(runs)} of {len(prepared)} runs ({sweep_dir})"
+            )
+        this = {"study_wall_s": round(study_wall, 1)}
+        if not args.study_only:
+            floor, epochs = serial_floor(runs, prepared)
+            this |= {"plain_loop_wall_s": round(floor, 1), "ratio": round(study_wall / floor, 3)}
+        rounds.append(
+            this | {"load_average_before_study": round(load_before, 2), "sweep_dir": str(sweep_dir)}
+        )
+        print(json.dumps(rounds[-1]), flush=True)
+
+    def median(key: str) -> float:
+        return round(statistics.median(r[key] for r in rounds), 3)
 
     if args.study_only:
         figures = {
             "runs": len(runs),
-            "study_wall_s": round(study_wall, 1),
-            "settings": {"seeds": args.seeds, "workers": workers, "sweep_dir": str(sweep_dir)},
+            "study_wall_s": median("study_wall_s"),
+            "rounds": rounds,
+            "settings": {"seeds": args.seeds, "workers": workers},
         }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
-        print(json.dumps(figures, indent=2))
+        write(figures, args.out)
         return
-    torch.set_num_threads(cores())
-    floor, epochs = 0.0, []
-    for run in runs:
-        trained = int(run["epochs_trained"])
-        epochs.append(trained)
-        floor += plain_loop(prepared[(int(run["interval"]), int(run["seed"]))], trained)
     keys = [(int(run["interval"]), int(run["seed"])) for run in runs]
-    best_parallel = parallel_floor(keys, epochs, workers) if workers > 1 else floor
+    best_parallel = (
+        parallel_floor(keys, epochs, workers) if workers > 1 else median("plain_loop_wall_s")
+    )
+    floor = median("plain_loop_wall_s")
     figures = {
         "runs": len(runs),
-        "study_wall_s": round(study_wall, 1),
-        "plain_loop_wall_s": round(floor, 1),
-        "ratio": round(study_wall / floor, 3),
-        # The same plain loop in `workers` processes at once: the best a study using process
-        # parallelism could do here; its ratio to the floor is how well the cores scale.
+        "study_wall_s": median("study_wall_s"),
+        "plain_loop_wall_s": floor,
+        # One round: its ratio; several: the median of the paired (same round) ratios.
+        "ratio": median("ratio"),
+        "rounds": rounds,
+        # The same plain loop in `workers` processes at once (measured once, after the rounds):
+        # the best a study using process parallelism could do here; its ratio to the (median)
+        # floor is how well the cores scale.
         "parallel_plain_loop_wall_s": round(best_parallel, 1),
         "parallel_plain_loop_ratio": round(best_parallel / floor, 3),
         "settings": {
@@ -236,6 +268,7 @@ def main() -> None:
             "model": "lstm",
             "intervals": list(INTERVALS),
             "seeds": args.seeds,
+            "rounds": args.rounds,
             "epochs_per_run": sorted(set(epochs)),
             "train_tweets_per_run": sorted(
                 {len(p["datamodule"].split.train) for p in prepared.values()}
@@ -244,13 +277,15 @@ def main() -> None:
             "torch_threads_per_worker": max(1, cores() // workers),
             "floor_torch_threads": cores(),
             "cores": cores(),
-            "load_average_before_study": round(load_before, 2),
             "machine": f"{platform.machine()}, {cores()} cores, torch {torch.__version__} CPU",
-            "sweep_dir": str(sweep_dir),
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    write(figures, args.out)
+
+
+def write(figures: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 
