@@ -187,7 +187,9 @@ def main() -> None:
             "2026-12-07, the same code: 156 s / 175 s = 0.891 (0.774) and 151 s / 165 s = 0.919 "
             "(0.679). The control moves as much as the ratio: this VM's speed drifts by 10-20 % over "
             "minutes (the same plain loop on one thread took 15.4 s and, half an hour later, "
-            "18.4-20.2 s), so a single pair can land either side of 0.9; hence `--rounds`.",
+            "18.4-20.2 s), so a single pair can land either side of 0.9; hence `--rounds`. After "
+            "the rounds in the table, `make bench-study SEEDS=2` exactly as the issue's done-when "
+            "says, from a fresh shell (one round): 158 s / 188 s = 0.841 (0.663).",
             "",
             "Where the study's time goes beyond the parallel plain loop (measured 2026-12-07, one "
             "thread): the first step comes about 8 s after the study starts (the parent composes "
