@@ -273,6 +273,11 @@ class TweetLSTMModule(pl.LightningModule):
             "numpy": [name, keys.tolist(), pos, has_gauss, cached],
             "python": random.getstate(),
         }
+        # The metrics of the epoch this file holds: a weights-only best.ckpt has no callback
+        # state, and after DDP-spawn the file is where the chosen epoch's score is read back.
+        checkpoint["metrics"] = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if v.numel() == 1
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         states = checkpoint.get("rng_states")

@@ -262,13 +262,11 @@ def chosen_checkpoint(trainer: pl.Trainer):
     best_score = None
     if best_path:
         # Read from the file: after DDP-spawn this process holds the path but not the score.
+        # The module wrote the epoch's metrics into it (best.ckpt holds weights, no callbacks).
         best = torch.load(best_path, map_location="cpu", weights_only=True)
-        state = next(
-            v
-            for k, v in best["callbacks"].items()
-            if k.startswith("ModelCheckpoint") and v.get("monitor") == checkpoint.monitor
-        )
-        best_score = float(state["best_model_score"])
+        best_score = best.get("metrics", {}).get(checkpoint.monitor)
+        if best_score is None:  # a best.ckpt from before this record (a resumed older run)
+            best_score = float(checkpoint.best_model_score)
         info["best_epoch"] = int(best["epoch"])
         info["selected_by"] = f"best {checkpoint.monitor} checkpoint"
         info[f"{checkpoint.monitor.replace('/', '_')}_best"] = best_score

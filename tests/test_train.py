@@ -93,6 +93,22 @@ def test_a_finished_run_writes_checkpoints_predictions_and_summaries(tiny_run):
     assert "embedding_coverage" in split and split
 
 
+def test_best_checkpoint_holds_weights_and_its_epochs_metrics_last_holds_full_state(tiny_run):
+    _, output_dir, metrics = tiny_run
+    best, last = (
+        torch.load(output_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
+        for name in ("best.ckpt", "last.ckpt")
+    )
+    # best.ckpt serves the test and predict: no optimizer or callback state, the weights and the
+    # metrics of its epoch, whose val/acc is the score the run reports as the chosen epoch's.
+    assert "optimizer_states" not in best and "callbacks" not in best
+    assert best["epoch"] == metrics["best_epoch"]
+    assert best["metrics"]["val/acc"] == metrics["val_acc_best"]
+    assert best["state_dict"].keys() == last["state_dict"].keys()
+    # last.ckpt is what resuming needs: the optimizer's state travels with it.
+    assert last["optimizer_states"] and "callbacks" in last
+
+
 def test_a_finished_run_logs_to_tensorboard(tiny_run):
     cfg, output_dir, metrics = tiny_run
     # One TensorBoard run, named by the run's cell.
