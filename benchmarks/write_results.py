@@ -189,7 +189,12 @@ def main() -> None:
             "minutes (the same plain loop on one thread took 15.4 s and, half an hour later, "
             "18.4-20.2 s), so a single pair can land either side of 0.9; hence `--rounds`. After "
             "the rounds in the table, `make bench-study SEEDS=2` exactly as the issue's done-when "
-            "says, from a fresh shell (one round): 158 s / 188 s = 0.841 (0.663).",
+            "says, from a fresh shell (one round): 158 s / 188 s = 0.841 (0.663); once best.ckpt "
+            "held weights only (the same results, a third of the file), 152 s / 191 s = 0.798 "
+            "(0.756). Across the 8 single rounds since 2026-11-24 (the same training arithmetic) the ratio ran "
+            "0.770-0.919, median 0.859, 7 of 8 at or below 0.9. The study's own wall stayed at "
+            "137-158 s; the floor moved more (156-191 s), likely because its two threads meet at "
+            "every operation and wait for the slower core, which the study's two processes do not.",
             "",
             "Where the study's time goes beyond the parallel plain loop (measured 2026-12-07, one "
             "thread): the first step comes about 8 s after the study starts (the parent composes "
