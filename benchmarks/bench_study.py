@@ -247,10 +247,8 @@ def main() -> None:
         write(figures, args.out)
         return
     keys = [(int(run["interval"]), int(run["seed"])) for run in runs]
-    best_parallel = (
-        parallel_floor(keys, epochs, workers) if workers > 1 else median("plain_loop_wall_s")
-    )
     floor = median("plain_loop_wall_s")
+    best_parallel = parallel_floor(keys, epochs, workers) if workers > 1 else floor
     figures = {
         "runs": len(runs),
         "study_wall_s": median("study_wall_s"),
