@@ -194,3 +194,71 @@ def test_epoch_metrics_and_loss_equal_a_direct_pass_over_the_split():
     quiet.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     assert "train/loss_epoch" in quiet.callback_metrics
     assert "train/loss_step" not in quiet.callback_metrics
+
+
+@pytest.mark.parametrize("limit_train_batches", [1.0, 2])
+def test_a_lightning_epoch_is_the_plain_loops_arithmetic(limit_train_batches):
+    """The module steps its optimizer itself (manual optimization, for speed). After three epochs
+    its weights must be those of a plain PyTorch loop doing what Lightning's automatic loop did:
+    forward, zero_grad, backward, clip the gradient norm, step; the scheduler after each epoch's
+    last batch (the loader's end or limit_train_batches)."""
+    import copy
+
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, VOCAB, (70, 6), generator=generator)
+    lengths = torch.randint(1, 7, (70,), generator=generator)
+    samples = [
+        {"ids": i, "lengths": n, "label": torch.tensor(int(i[0] % 2))}
+        for i, n in zip(ids, lengths, strict=True)
+    ]
+
+    def collate(rows):
+        return {key: torch.stack([r[key] for r in rows]) for key in rows[0]}
+
+    loader = DataLoader(samples, batch_size=32, collate_fn=collate)
+    clip = 0.05
+    step_lr = {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 1, "gamma": 0.5}
+    torch.manual_seed(0)
+    module = TweetLSTMModule(
+        VOCAB, DIM, hidden_dim=HIDDEN, dropout=0.0, lr=1e-2, gradient_clip_val=clip,
+        scheduler=step_lr,
+    )  # fmt: skip
+
+    def plain_loop(clip_val: float | None) -> torch.nn.Module:
+        net = copy.deepcopy(module.net)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        batches = list(loader)[: 2 if limit_train_batches == 2 else None]
+        for _ in range(3):
+            for batch in batches:
+                loss = F.cross_entropy(net(batch["ids"], batch["lengths"]), batch["label"])
+                optimizer.zero_grad()
+                loss.backward()
+                if clip_val:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), clip_val)
+                optimizer.step()
+            scheduler.step()
+        return net
+
+    expected, unclipped = plain_loop(clip), plain_loop(None)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        limit_train_batches=limit_train_batches,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    batches_per_epoch = 2 if limit_train_batches == 2 else 3
+    assert trainer.global_step == 3 * batches_per_epoch
+    assert module.optimizers().param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**3)
+    for name, value in expected.state_dict().items():
+        torch.testing.assert_close(module.net.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    # The clipping acted: without it the weights end elsewhere.
+    assert not torch.allclose(module.net.head.weight, unclipped.head.weight, atol=1e-4)
