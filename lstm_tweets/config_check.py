@@ -287,7 +287,6 @@ class Checks:
         self.number("model.dropout", 0, 1, high_open=True)
         self.boolean("model.bidirectional")
         self.number("model.lr", 0, low_open=True)
-        self.number("model.gradient_clip_val", 0, null=True)
         self.number("model.optimizer.weight_decay", 0)
         if self.get("model.scheduler", default=None):
             self.whole("model.scheduler.step_size", 1)
@@ -309,22 +308,7 @@ class Checks:
                     f"trainer.{key}={shown(value)}: expected a whole number of batches >= 0 or a "
                     "fraction from 0.0 to 1.0",
                 )
-        # The LSTM steps its own optimizer (Lightning's manual optimization), which Lightning
-        # refuses to combine with these two, and only after the data work.
-        clip = self.get("trainer.gradient_clip_val")
-        if clip not in (ABSENT, None, 0):
-            self.fail(
-                "trainer.gradient_clip_val",
-                f"trainer.gradient_clip_val={shown(clip)}: the model clips its own gradients; "
-                f"give model.gradient_clip_val={shown(clip)} instead",
-            )
-        accumulate = self.get("trainer.accumulate_grad_batches")
-        if accumulate not in (ABSENT, None, 1):
-            self.fail(
-                "trainer.accumulate_grad_batches",
-                f"trainer.accumulate_grad_batches={shown(accumulate)}: not supported (the model "
-                "steps its own optimizer after every batch); raise data.batch_size instead",
-            )
+        self.number("trainer.gradient_clip_val", 0, null=True)
 
     def unset_values(self) -> None:
         """Any other `???` left in the config (outside `hydra`)."""

@@ -159,7 +159,6 @@ class TweetLSTMModule(pl.LightningModule):
         n_count_features: int = 2,
         trainable_embedding: bool = True,
         lr: float = 3e-4,
-        gradient_clip_val: float | None = None,
         class_counts: list[int] | None = None,
         balance_classes: bool = False,
         optimizer: dict | None = None,
@@ -180,14 +179,6 @@ class TweetLSTMModule(pl.LightningModule):
         )
         self.test_outputs: list[dict] = []
         self.seen: dict[str, list] = {"train": [], "val": [], "test": []}
-        # The training step drives the optimizer itself (Lightning's manual optimization), with the
-        # arithmetic of Lightning's automatic loop: forward, zero_grad, backward, [clip], step, and
-        # the scheduler after the epoch's last batch. The automatic loop's closure, hooks and
-        # bookkeeping cost about 1 ms a step, ~5 % of this small model's step (docs/benchmarks.md).
-        # manual_backward and the wrapped optimizer keep precision plugins, DDP, the backward and
-        # optimizer-step hooks, global_step and checkpoints as they were. Gradient clipping is
-        # therefore model.gradient_clip_val: Lightning refuses trainer.gradient_clip_val here.
-        self.automatic_optimization = False
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.net(batch["ids"], batch["lengths"], batch.get("counts"))
@@ -210,26 +201,7 @@ class TweetLSTMModule(pl.LightningModule):
         return loss, probs
 
     def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers()
-        loss = self._step(batch, "train")[0]
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
-        # Where Lightning's automatic loop steps an epoch-interval scheduler: after the epoch's
-        # last optimizer step (the loader's end or limit_train_batches), before validation and
-        # the checkpoints, so that a checkpoint holds the same scheduler state as before.
-        if self.trainer.is_last_batch and (scheduler := self.lr_schedulers()) is not None:
-            scheduler.step()
-        return loss
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        # Here the gradients are unscaled under 16-mixed precision, as in the automatic loop.
-        if self.hparams.gradient_clip_val:
-            self.clip_gradients(
-                optimizer,
-                gradient_clip_val=self.hparams.gradient_clip_val,
-                gradient_clip_algorithm="norm",
-            )
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -198,10 +198,10 @@ def test_epoch_metrics_and_loss_equal_a_direct_pass_over_the_split():
 
 @pytest.mark.parametrize("limit_train_batches", [1.0, 2])
 def test_a_lightning_epoch_is_the_plain_loops_arithmetic(limit_train_batches):
-    """The module steps its optimizer itself (manual optimization, for speed). After three epochs
-    its weights must be those of a plain PyTorch loop doing what Lightning's automatic loop did:
-    forward, zero_grad, backward, clip the gradient norm, step; the scheduler after each epoch's
-    last batch (the loader's end or limit_train_batches)."""
+    """Three epochs of the module under Lightning (gradient clipping, the epoch scheduler) end
+    with the weights of a plain PyTorch loop: forward, zero_grad, backward, clip the gradient
+    norm, step; the scheduler after each epoch's last batch (the loader's end or
+    limit_train_batches). The benchmarks' plain-loop floors rest on this."""
     import copy
 
     import pytorch_lightning as pl
@@ -223,10 +223,7 @@ def test_a_lightning_epoch_is_the_plain_loops_arithmetic(limit_train_batches):
     clip = 0.05
     step_lr = {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 1, "gamma": 0.5}
     torch.manual_seed(0)
-    module = TweetLSTMModule(
-        VOCAB, DIM, hidden_dim=HIDDEN, dropout=0.0, lr=1e-2, gradient_clip_val=clip,
-        scheduler=step_lr,
-    )  # fmt: skip
+    module = TweetLSTMModule(VOCAB, DIM, hidden_dim=HIDDEN, dropout=0.0, lr=1e-2, scheduler=step_lr)
 
     def plain_loop(clip_val: float | None) -> torch.nn.Module:
         net = copy.deepcopy(module.net)
@@ -247,6 +244,7 @@ def test_a_lightning_epoch_is_the_plain_loops_arithmetic(limit_train_batches):
     expected, unclipped = plain_loop(clip), plain_loop(None)
     trainer = pl.Trainer(
         max_epochs=3,
+        gradient_clip_val=clip,
         limit_train_batches=limit_train_batches,
         limit_val_batches=0,
         logger=False,

@@ -21,7 +21,7 @@ from lstm_tweets.data.errors import DataError
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(Path(sys.executable).parent / "lstm-tweets-train")
 
-# The twelve bad configs of the issue, and three since: overrides -> what the one line must say.
+# The twelve bad configs of the issue: overrides -> what the one line must say.
 BAD_CONFIGS = {
     "interval_negative": (["data.interval=-5"], ["data.interval=-5", "whole number >= 1"]),
     "interval_text": (["data.interval=abc"], ["data.interval='abc'", "whole number >= 1"]),
@@ -50,16 +50,6 @@ BAD_CONFIGS = {
     ),
     "max_epochs_negative": (["trainer.max_epochs=-3"], ["trainer.max_epochs=-3", "or -1"]),
     "dropout_above_one": (["model.dropout=1.5"], ["model.dropout=1.5", "from 0 to 1"]),
-    # The model steps its own optimizer; Lightning would refuse these only after the data work.
-    "trainer_clipping": (
-        ["trainer.gradient_clip_val=0.5"],
-        ["trainer.gradient_clip_val=0.5", "model.gradient_clip_val=0.5"],
-    ),
-    "accumulation": (
-        ["+trainer.accumulate_grad_batches=2"],
-        ["trainer.accumulate_grad_batches=2", "data.batch_size"],
-    ),
-    "clip_negative": (["model.gradient_clip_val=-1"], ["model.gradient_clip_val=-1", ">= 0"]),
 }
 # Tiny jobs for the multiruns below (two epochs, so that the epoch chart has two points).
 TINY = [
@@ -129,7 +119,7 @@ def hydra_main(argv: list[str], monkeypatch) -> int | None:
     return None
 
 
-# ---- the bad configs ----------------------------------------------------------------------------
+# ---- the twelve bad configs ---------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(BAD_CONFIGS))
 def test_a_bad_config_gives_one_line_and_exit_code_2(
     name, vectors_20d, tmp_path, monkeypatch, capfd
