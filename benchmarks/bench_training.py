@@ -2,7 +2,12 @@
 and batches (the overhead ratio), and our length-bucketed batching against the reference study's
 recipe (every batch padded to 50, batches not sorted by length) at equal epochs.
 
-    python benchmarks/bench_training.py [--epochs 4] [--recipe-epochs 12] [--out outputs/bench/training.json]
+    python benchmarks/bench_training.py [--pairs 24] [--recipe-epochs 12] [--out outputs/bench/training.json]
+
+The overhead is measured in pairs of epochs, one Lightning and one plain, run back to back over
+the same batches (the plain loop runs inside the Lightning fit, between its epochs, the order
+alternating: L P P L L P ...). On a shared VM whose speed drifts 10-20 % over minutes, loops timed
+minutes apart differ by more than the few per cent measured here; epochs seconds apart do not.
 """
 
 from __future__ import annotations
@@ -31,6 +36,76 @@ def make_datamodule(cache_dir: str, **options) -> TweetDataModule:
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+class PlainLoop:
+    """The same network, optimizer and batches, in a loop with no framework around it."""
+
+    def __init__(self, dm: TweetDataModule, seed: int = 0):
+        pl.seed_everything(seed, workers=True)
+        matrix = dm.embedding_matrix
+        self.net = LSTMClassifier(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=3e-4)
+        self.loader = dm.train_dataloader()
+
+    def epoch(self, epoch: int) -> float:
+        self.loader.batch_sampler.set_epoch(epoch)
+        self.net.train()
+        start = time.perf_counter()
+        correct = 0
+        for batch in self.loader:
+            logits = self.net(batch["ids"], batch["lengths"])
+            loss = F.cross_entropy(logits, batch["label"])
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            correct += int((logits.argmax(1) == batch["label"]).sum())
+        return time.perf_counter() - start
+
+
+class PairedEpochs(pl.Callback):
+    """Times each Lightning epoch and runs a plain epoch over the same batches right beside it:
+    after it on even epochs, before it on odd ones, so that neither loop always goes first."""
+
+    def __init__(self, plain: PlainLoop):
+        self.plain = plain
+        self.pairs: list[tuple[float, float]] = []
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch % 2:
+            self.plain_s = self.plain.epoch(trainer.current_epoch)
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        # Callbacks run before the module's own on_train_epoch_end (its epoch metrics), which
+        # the plain loop has no counterpart for.
+        lightning_s = time.perf_counter() - self.start
+        if not trainer.current_epoch % 2:
+            self.plain_s = self.plain.epoch(trainer.current_epoch)
+        self.pairs.append((lightning_s, self.plain_s))
+
+
+def paired_epochs(dm: TweetDataModule, pairs: int, seed: int = 0) -> list[tuple[float, float]]:
+    """(Lightning, plain) seconds for each pair of epochs after the first (warm-up) pair."""
+    plain = PlainLoop(dm, seed)
+    pl.seed_everything(seed, workers=True)
+    matrix = dm.embedding_matrix
+    module = TweetLSTMModule(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix, lr=3e-4)
+    timer = PairedEpochs(plain)
+    trainer = pl.Trainer(
+        max_epochs=pairs + 1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[timer],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=dm)
+    return timer.pairs[1:]
 
 
 class EpochTimer(pl.Callback):
@@ -73,57 +148,18 @@ def lightning_epochs(dm: TweetDataModule, epochs: int, validate: bool = False, s
     return timer.times, accuracies
 
 
-def plain_epochs(dm: TweetDataModule, epochs: int, seed: int = 0) -> list[float]:
-    """The same network, optimizer and batches, in a loop with no framework around it."""
-    pl.seed_everything(seed, workers=True)
-    matrix = dm.embedding_matrix
-    net = LSTMClassifier(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
-    loader = dm.train_dataloader()
-    times = []
-    for epoch in range(epochs):
-        loader.batch_sampler.set_epoch(epoch)
-        net.train()
-        start = time.perf_counter()
-        correct = 0
-        for batch in loader:
-            logits = net(batch["ids"], batch["lengths"])
-            loss = F.cross_entropy(logits, batch["label"])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            correct += int((logits.argmax(1) == batch["label"]).sum())
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=24, help="timed pairs of epochs")
     parser.add_argument("--recipe-epochs", type=int, default=12)
     parser.add_argument("--cache-dir", default="outputs/cache")
     parser.add_argument("--out", default="outputs/bench/training.json")
     args = parser.parse_args()
 
     ours = make_datamodule(args.cache_dir)
-    # Rounds alternate the two loops, and which goes first, so that the machine's drift hits both
-    # alike; each round's ratio pairs epochs measured minutes apart, and the overhead is their
-    # median. The first epoch of each loop warms caches and allocators and is left out.
-    lightning, plain, round_ratios = [], [], []
-    for round_index in range(args.rounds):
-        loops = {
-            "plain": lambda: plain_epochs(ours, args.epochs)[1:],
-            "lightning": lambda: lightning_epochs(ours, args.epochs)[0][1:],
-        }
-        order = ["plain", "lightning"] if round_index % 2 == 0 else ["lightning", "plain"]
-        times = {name: loops[name]() for name in order}
-        plain += times["plain"]
-        lightning += times["lightning"]
-        round_ratios.append(
-            statistics.median(times["lightning"]) / statistics.median(times["plain"])
-        )
-    overhead = statistics.median(round_ratios)
+    pairs = paired_epochs(ours, args.pairs)
+    ratios = [lightning / plain for lightning, plain in pairs]
+    quartiles = statistics.quantiles(ratios, n=4)
 
     reference = make_datamodule(args.cache_dir, bucket_by_length=False, pad_to_max_length=True)
     ours_times, ours_acc = lightning_epochs(ours, args.recipe_epochs, validate=True)
@@ -132,10 +168,11 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} torch threads, CPU",
         "train_samples": len(ours.datasets["train"]),
         "batch_size": ours.batch_size,
-        "lightning_epoch_s": statistics.median(lightning),
-        "plain_pytorch_epoch_s": statistics.median(plain),
-        "overhead_ratio": overhead,
-        "overhead_ratio_per_round": [round(r, 3) for r in round_ratios],
+        "lightning_epoch_s": statistics.median(lightning for lightning, _ in pairs),
+        "plain_pytorch_epoch_s": statistics.median(plain for _, plain in pairs),
+        "overhead_ratio": statistics.median(ratios),
+        "overhead_ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
+        "overhead_ratio_per_pair": [round(r, 3) for r in ratios],
         "recipe_epochs": args.recipe_epochs,
         "ours_epoch_s": statistics.median(ours_times),
         "reference_recipe_epoch_s": statistics.median(ref_times),
