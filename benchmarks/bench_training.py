@@ -59,6 +59,7 @@ class PlainLoop:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+            # A minimal counterpart to the module's per-step bookkeeping.
             correct += int((logits.argmax(1) == batch["label"]).sum())
         return time.perf_counter() - start
 
@@ -85,26 +86,30 @@ class PairedEpochs(pl.Callback):
         self.pairs.append((lightning_s, self.plain_s))
 
 
-def paired_epochs(dm: TweetDataModule, pairs: int, seed: int = 0) -> list[tuple[float, float]]:
-    """(Lightning, plain) seconds for each pair of epochs after the first (warm-up) pair."""
-    plain = PlainLoop(dm, seed)
+def fit(dm: TweetDataModule, epochs: int, callbacks: list, validate: bool, seed: int) -> None:
+    """Our module under a bare Lightning Trainer (no logger, checkpoints or progress bar)."""
     pl.seed_everything(seed, workers=True)
     matrix = dm.embedding_matrix
     module = TweetLSTMModule(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix, lr=3e-4)
-    timer = PairedEpochs(plain)
     trainer = pl.Trainer(
-        max_epochs=pairs + 1,
+        max_epochs=epochs,
         accelerator="cpu",
         devices=1,
         logger=False,
-        callbacks=[timer],
+        callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=0,
+        limit_val_batches=1.0 if validate else 0,
     )
     trainer.fit(module, datamodule=dm)
+
+
+def paired_epochs(dm: TweetDataModule, pairs: int, seed: int = 0) -> list[tuple[float, float]]:
+    """(Lightning, plain) seconds for each pair of epochs after the first (warm-up) pair."""
+    timer = PairedEpochs(PlainLoop(dm, seed))
+    fit(dm, pairs + 1, [timer], validate=False, seed=seed)
     return timer.pairs[1:]
 
 
@@ -120,31 +125,14 @@ class EpochTimer(pl.Callback):
 
 
 def lightning_epochs(dm: TweetDataModule, epochs: int, validate: bool = False, seed: int = 0):
-    pl.seed_everything(seed, workers=True)
-    matrix = dm.embedding_matrix
-    module = TweetLSTMModule(matrix.shape[0], matrix.shape[1], embedding_matrix=matrix, lr=3e-4)
     timer = EpochTimer()
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[timer],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if validate else 0,
-    )
     accuracies = []
-    if validate:
 
-        class Record(pl.Callback):
-            def on_train_epoch_end(self, trainer, module):
-                accuracies.append(float(trainer.callback_metrics["val/acc"]))
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            accuracies.append(float(trainer.callback_metrics["val/acc"]))
 
-        trainer.callbacks.append(Record())
-    trainer.fit(module, datamodule=dm)
+    fit(dm, epochs, [timer, Record()] if validate else [timer], validate, seed)
     return timer.times, accuracies
 
 
