@@ -260,3 +260,26 @@ def test_a_lightning_epoch_is_the_plain_loops_arithmetic(limit_train_batches):
         torch.testing.assert_close(module.net.state_dict()[name], value, rtol=1e-5, atol=1e-6)
     # The clipping acted: without it the weights end elsewhere.
     assert not torch.allclose(module.net.head.weight, unclipped.head.weight, atol=1e-4)
+
+
+def test_only_lightnings_hook_name_skips_nn_modules_setattr(monkeypatch):
+    """`_current_fx_name`, which Lightning sets about 40 times a training step, is stored as a
+    plain attribute; every other assignment still goes through nn.Module, so a submodule or
+    parameter assigned after __init__ is registered as usual."""
+    module = TweetLSTMModule(VOCAB, DIM, hidden_dim=HIDDEN)
+    through_nn_module = []
+    nn_module_setattr = torch.nn.Module.__setattr__
+
+    def spy(self, name, value):
+        if self is module:
+            through_nn_module.append(name)
+        nn_module_setattr(self, name, value)
+
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", spy)
+    module._current_fx_name = "training_step"
+    module.extra = torch.nn.Linear(2, 2)
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    assert through_nn_module == ["extra", "scale"]
+    assert module._current_fx_name == "training_step"
+    assert "extra" in dict(module.named_children())
+    assert "scale" in dict(module.named_parameters())
