@@ -93,50 +93,73 @@ def main() -> None:
         extra_ms = (train["overhead_ratio"] - 1) * plain_ms  # the median pair, not two medians
         lines += [
             f"Per step, Lightning adds {extra_ms:.1f} ms to the plain loop's {plain_ms:.1f} ms. "
-            "The module already keeps what each step saw and computes the epoch's metrics and loss "
-            "once (one torchmetrics update per epoch) and logs the step loss only on the steps the "
-            "logger writes. What is left is Lightning's own loop. Timing its calls inside a fit "
-            "(2026-12-07, real-size model, about 17 ms a step that run) gave about 0.7-0.8 ms a "
-            "step:",
+            "The module keeps what each step saw and computes the epoch's metrics and loss once "
+            "(one torchmetrics update per epoch), and logs the step loss only on the steps the "
+            "logger writes.",
             "",
-            "- between two training steps, 0.77 ms, of which fetching the batch (0.26 ms through "
-            "its combined loader and prefetcher) costs what the plain loop's own fetch does (0.32 "
-            "ms). The other 0.5 ms is many small calls: building the step's arguments by "
-            "inspecting `training_step`'s signature (0.07 ms), the three batch-transfer hooks "
-            "(0.06 ms), the logger connector's end of batch (0.06 ms), progress counters and "
-            "callback dispatch;",
-            "- inside the step, the automatic-optimization closure and the backward and "
-            "optimizer-step hooks, about 0.2-0.3 ms.",
+            "**The last fix (2026-12-07).** Lightning records the hook it is in as the module "
+            "attribute `_current_fx_name`: 42 assignments a training step (counted in a fit with "
+            "this bare Trainer), each through `nn.Module.__setattr__`, which first checks the value "
+            "against the module's parameters, buffers and submodules: 1.5 us timed alone against "
+            "0.05 us for a plain attribute, and several times that inside the fit. "
+            "`TweetLSTMModule` now stores that one attribute directly; every other assignment "
+            "still goes through nn.Module (tested), and a seeded run gives the same metrics.json "
+            "and weights. Measured on 2026-12-07:",
             "",
-            "Python runs 3-4x slower inside the fit than the same call timed alone (signature "
-            "inspection: 18 us alone, 70-95 us in the fit), so on this VM each of Lightning's "
-            "~2,300 Python calls a step costs more than "
-            "its size suggests. Why is not established; the math evicting the interpreter's data "
-            "from the caches is a likely cause.",
+            "- `bench_training.py` from fresh shells, alternating: before 1.054 and 1.052, after "
+            "1.018, 1.014 and 1.020; then after 1.042 (the table), 1.042 and 1.033. After: "
+            "1.014-1.042, median 1.026. Before, all 9 paired runs that day: 1.042-1.068, median "
+            "1.052.",
+            "- In one process, Lightning epochs alternately with and without the change, 128 "
+            "pairs: 0.982 of the time, 0.32 ms a step.",
+            "- Each step cut into segments by torch hooks on both networks (forward start, "
+            "forward end, the embedding's gradient accumulated, optimizer step end), Lightning "
+            "and plain epochs alternating, median step: the forward, backward and optimizer step "
+            "take the same time in both loops (within +-0.3 ms run to run). Lightning's extra "
+            "time lies mostly between the optimizer step and the next forward (Lightning 1.0-1.2 "
+            "ms, plain 0.5-0.6 ms: its own fetch and accuracy count). The whole step, Lightning "
+            "minus plain, ranged +0.8 to +2.0 ms in 7 runs before the fix and +0.1 to +1.4 ms in "
+            "12 runs with it (2 as shipped, 10 patched in at run time): too noisy a cut to size "
+            "the fix, which the paired epochs do.",
             "",
-            "Tried on 2026-12-07 and not kept:",
+            "What is left, about 0.5-0.9 ms a step, is Lightning's loop: the fetch through its "
+            "combined loader and prefetcher (it costs what the plain loop's own fetch does), "
+            "inspecting `training_step`'s signature for its arguments (0.07 ms), the three "
+            "batch-transfer hooks (0.06 ms), the logger connector's end of batch (0.06 ms), "
+            "progress counters, callback dispatch and the automatic-optimization closure. Python "
+            "runs 3-4x slower inside the fit than the same call timed alone (signature "
+            "inspection: 18 us alone, 70-95 us in the fit); the math evicting the interpreter's "
+            "data from the caches is the likely cause, not established.",
+            "",
+            "Tried and not kept:",
             "",
             "- **Manual optimization** (the module's own zero_grad, `manual_backward`, step and "
             "scheduler step; the same metrics, TensorBoard scalars and checkpoints, checked). On a "
             "model with almost no math (hidden size 2) it cut Lightning's per-step cost by about "
-            "0.18 ms (paired ratio 1.153 and 1.163 -> 1.118 and 1.131). On the real-size model, 48 "
-            "pairs each, it gave 1.046 and 1.071 against 1.050 and 1.054: nothing this VM can "
-            "resolve, and it would have moved clipping off `trainer.gradient_clip_val`. Reverted.",
+            "0.18 ms; on the real-size model, 48 pairs each, 1.046 and 1.071 against 1.050 and "
+            "1.054, and it would have moved clipping off `trainer.gradient_clip_val`. Reverted.",
             "- **Skipping the batch transfer on the CPU** (`transfer_batch_to_device` returning "
-            "the batch): the hook dispatch around it stays, 0.07 -> 0.07 ms. Reverted.",
-            "- `OMP_WAIT_POLICY=PASSIVE` (in case the second thread's spinning slowed Lightning's "
-            "Python): the math ran 2.4x slower and the Python no faster.",
+            "the batch): the hook dispatch around it stays, 0.07 -> 0.07 ms.",
+            "- **A null context for the profiler's per-hook `profile()`** (23 a step): nothing "
+            "measurable beyond the fix above (128 toggled pairs: 0.986 with both, 0.982 with the "
+            "fix alone).",
+            "- **OpenMP's spinning**: `OMP_WAIT_POLICY=PASSIVE` ran the math 2.4x slower; "
+            "`GOMP_SPINCOUNT` 10^4, 10^5, 10^6 left the ratio where it was (10^4 slowed both loops "
+            "about 10 %).",
+            "- **AVX2 instead of AVX-512** (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA`, "
+            "`MKL_ENABLE_INSTRUCTIONS`), in case the wide instructions' clock penalty slowed the "
+            "Python in between: the math ran slower (1.50 vs 1.22-1.58 s an epoch).",
+            "- **Measuring step by step** (a plain step inside each Lightning step's end): tight "
+            "(quartiles +-0.01) but biased, the plain loop ran 4 % faster right after Lightning's "
+            "step than in an epoch of its own, so it is not the floor.",
             "",
             "This is a shared 2-vCPU virtual machine whose speed drifts by 10-20 % over minutes. "
             "Until 2026-12-07 this benchmark ran each loop for a few epochs in turn (rounds minutes "
-            "apart) and gave 1.152, 1.007 and 1.103 on 2026-11-23, and on 2026-12-07 1.014, 1.026, "
-            "1.108, 1.066, 1.026, 1.104, 1.090 and 1.068, then for the same code 0.938, 1.083 and "
-            "1.078 (single rounds 0.776-1.169): the drift was larger than the overhead. Paired "
-            "epochs, the same code (automatic optimization, as shipped), on 2026-12-07: 1.042, "
-            "1.043 and 1.056 (24 pairs, fresh shells; the last is the table), 1.050 and 1.054 (48 "
-            "pairs), 1.068 and 1.047 (36 pairs): median 1.050. **The overhead sits at the 1.05 "
-            "goal, not reliably under it.** Single pairs still range about 0.94-1.18. The reference "
-            "recipe's speed-up (identical code each time) has moved between 1.08x and 1.68x.",
+            "apart) and gave 1.152, 1.007 and 1.103 on 2026-11-23 and 0.938-1.108 on 2026-12-07 "
+            "for the same code (single rounds 0.776-1.169): the drift was larger than the "
+            "overhead. Since then it pairs epochs back to back. Single pairs still range about "
+            "0.94-1.18. The reference recipe's speed-up (identical code each time) has moved "
+            "between 1.08x and 1.77x.",
             "",
         ]
     worker_runs = [w for w in (load("sweep_workers"), load("sweep_workers_12epochs")) if w]
@@ -228,14 +251,17 @@ def main() -> None:
             "2026-12-07, the same code: 156 s / 175 s = 0.891 (0.774) and 151 s / 165 s = 0.919 "
             "(0.679). The control moves as much as the ratio: this VM's speed drifts by 10-20 % over "
             "minutes (the same plain loop on one thread took 15.4 s and, half an hour later, "
-            "18.4-20.2 s), so a single pair can land either side of 0.9; hence `--rounds`. After "
-            "the rounds in the table, `make bench-study SEEDS=2` exactly as the issue's done-when "
+            "18.4-20.2 s), so a single pair can land either side of 0.9; hence `--rounds`. Then "
+            "`--rounds 3`: 0.876, 0.770, 0.833, median 0.833. After them, `make bench-study SEEDS=2` exactly as the issue's done-when "
             "says, from a fresh shell (one round): 158 s / 188 s = 0.841 (0.663); once best.ckpt "
             "held weights only (the same results, a third of the file), 152 s / 191 s = 0.798 "
             "(0.756). Across the 8 single rounds since 2026-11-24 (the same training arithmetic) the ratio ran "
-            "0.770-0.919, median 0.859, 7 of 8 at or below 0.9. The study's own wall stayed at "
-            "137-158 s; the floor moved more (156-191 s), likely because its two threads meet at "
-            "every operation and wait for the slower core, which the study's two processes do not.",
+            "0.770-0.919, median 0.859, 7 of 8 at or below 0.9. The table's rounds came after the "
+            "module stopped sending Lightning's hook name through nn.Module's attribute checks "
+            "(see Training): one of the three, 0.920, landed above 0.9, on a day when the study "
+            "took 165-179 s and the floor 194-207 s. The study's own wall has stayed at 137-179 s; "
+            "the floor moved more (156-207 s), likely because its two threads meet at every "
+            "operation and wait for the slower core, which the study's two processes do not.",
             "",
             "Where the study's time goes beyond the parallel plain loop (measured 2026-12-07, one "
             "thread): the first step comes about 8 s after the study starts (the parent composes "
@@ -267,8 +293,9 @@ def main() -> None:
                 f"The full study ({full['runs']} runs, SEEDS={full['settings']['seeds']}, "
                 f"WORKERS={full['settings']['workers']}): {full['study_wall_s']:.0f} s "
                 "(`benchmarks/bench_study.py --seeds 5 --study-only --out "
-                "outputs/bench/study_seeds5.json`); 353 s earlier the same day, 367 s on 2026-11-23, "
-                "821 s when the issue was filed.",
+                "outputs/bench/study_seeds5.json`, 2026-12-07 after the hook-name fix); 375 s and "
+                "353 s earlier that day and 367 s on 2026-11-23 without it, 821 s when the issue was "
+                "filed.",
                 "",
             ]
     DOC.parent.mkdir(exist_ok=True)
