@@ -259,7 +259,10 @@ def main() -> None:
             "0.770-0.919, median 0.859, 7 of 8 at or below 0.9. The table's rounds came after the "
             "module stopped sending Lightning's hook name through nn.Module's attribute checks "
             "(see Training): one of the three, 0.920, landed above 0.9, on a day when the study "
-            "took 165-179 s and the floor 194-207 s. The study's own wall has stayed at 137-179 s; "
+            "took 165-179 s and the floor 194-207 s. Then `make bench-study SEEDS=2` exactly, from "
+            "a fresh shell: 147 s / 183 s = 0.801 (0.686). Over all 12 single rounds since "
+            "2026-11-24: 0.770-0.920, median 0.840, 10 of 12 at or below 0.9. "
+            "The study's own wall has stayed at 137-179 s; "
             "the floor moved more (156-207 s), likely because its two threads meet at every "
             "operation and wait for the slower core, which the study's two processes do not.",
             "",
